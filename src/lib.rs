@@ -1,0 +1,21 @@
+//! # settee
+//!
+//! An embedded, CouchDB-compatible document store and incremental map/reduce
+//! view engine. Documents live in LMDB (through `heed`); design documents are
+//! the same JSON CouchDB uses, with JavaScript run by `boa_engine`.
+//!
+//! The modules follow the data flow:
+//!
+//! - `store`: documents, revision trees, the changes feed.
+//! - `js`: the JavaScript worker pool running design-document functions.
+//! - `view`: design documents, the incremental indexer, index storage, queries, reduce.
+//! - `collate`: CouchDB's key order and an order-preserving byte encoding of it.
+//!
+//! The `http` and `cli` layers sit on top and are the only ones that know about
+//! HTTP or terminals.
+
+#![warn(missing_docs)]
+
+mod error;
+
+pub use error::{Error, Result};
