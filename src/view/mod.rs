@@ -1,0 +1,10 @@
+//! The view engine: design documents, queries and reduce.
+
+mod design;
+mod query;
+pub mod reduce;
+
+pub use design::{
+    DesignDoc, FunctionRole, MapIndex, ReduceView, Reducer, ViewCollation, ViewGroup, ViewRef,
+};
+pub use query::{GroupLevel, ResolvedQuery, UpdateMode, ViewQuery};
