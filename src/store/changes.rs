@@ -216,9 +216,9 @@ pub(crate) fn changes(
         limit: q.limit.unwrap_or(usize::MAX),
         results: Vec::new(),
         last_examined: None,
-        hit_limit: false,
+        hit_limit: q.limit == Some(0),
     };
-    if scan.limit > 0 {
+    if !scan.hit_limit {
         match &q.filter {
             ChangesFilter::DocIds(ids) => {
                 let mut found = Vec::new();
