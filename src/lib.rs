@@ -16,7 +16,15 @@
 
 #![warn(missing_docs)]
 
+pub mod bench_data;
 mod error;
+pub mod store;
 pub mod view;
 
 pub use error::{Error, Result};
+pub use store::{
+    AllDocsQuery, AllDocsResponse, AllDocsRow, BulkOptions, BulkResult, ChangeEvent, ChangeRev,
+    ChangeRow, ChangesFilter, ChangesQuery, ChangesResponse, ChangesStyle, Database, DbInfo,
+    DbSizes, DocUpdate, IndexChange, OpenMode, OpenRev, OpenRevs, ReadOptions, Rev, Since,
+    StoreOptions, UpdateValidator, UserCtx, ValidationRequest,
+};

@@ -1,0 +1,569 @@
+//! The document store: CouchDB document semantics on LMDB.
+//!
+//! A [`Database`] is a directory holding one LMDB environment. It keeps
+//! documents with their revision trees, serves reads on consistent snapshots,
+//! and numbers every committed change with an increasing seq for the changes
+//! feed and the view indexer. One writer at a time; readers never wait for it.
+//!
+//! ```
+//! use serde_json::json;
+//! use settee::{Database, ReadOptions};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let db = Database::create(dir.path().join("shop")).unwrap();
+//! let first = db.put(json!({"_id": "apple", "price": 3})).unwrap();
+//! assert!(first.rev.starts_with("1-"));
+//! // Updating needs the current revision, like CouchDB.
+//! let conflict = db.put(json!({"_id": "apple", "price": 4})).unwrap_err();
+//! assert_eq!(conflict.status(), 409);
+//! db.put(json!({"_id": "apple", "_rev": first.rev, "price": 4})).unwrap();
+//! let doc = db.get("apple", &ReadOptions::default()).unwrap();
+//! assert_eq!(doc["price"], 4);
+//! assert_eq!(db.info().unwrap().doc_count, 1);
+//! ```
+
+mod all_docs;
+mod changes;
+mod compact;
+mod doc;
+mod local;
+mod meta;
+mod read;
+mod record;
+mod revs;
+mod storage;
+mod validate;
+mod write;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, RwLock, Weak};
+
+use crossbeam_channel::{Receiver, Sender};
+use serde::Serialize;
+use serde_json::Value;
+
+pub use all_docs::{AllDocsQuery, AllDocsResponse, AllDocsRow};
+pub use changes::{
+    ChangeEvent, ChangeRev, ChangeRow, ChangesFilter, ChangesQuery, ChangesResponse, ChangesStyle,
+    DocPredicate, IndexChange, Since,
+};
+pub use doc::{validate_doc_id, DESIGN_PREFIX, LOCAL_PREFIX};
+pub use meta::DEFAULT_REVS_LIMIT;
+pub use read::{OpenRev, OpenRevs, ReadOptions};
+pub use revs::Rev;
+pub use validate::{UpdateValidator, UserCtx, ValidationRequest};
+pub use write::{BulkOptions, BulkResult, DocUpdate};
+
+use storage::Generation;
+
+use crate::{Error, Result};
+
+/// Tuning of a database, applied when it is first opened in the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreOptions {
+    /// Initial LMDB map size in bytes; the map doubles whenever it fills.
+    pub initial_map_size: usize,
+    /// Largest accepted document body, in bytes of JSON (CouchDB's
+    /// `max_document_size`, default 8,000,000).
+    pub max_document_size: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            initial_map_size: 64 << 20,
+            max_document_size: 8_000_000,
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Sets the initial map size.
+    pub fn initial_map_size(mut self, bytes: usize) -> Self {
+        self.initial_map_size = bytes;
+        self
+    }
+    /// Sets the maximum document size.
+    pub fn max_document_size(mut self, bytes: usize) -> Self {
+        self.max_document_size = bytes;
+        self
+    }
+}
+
+/// How [`Database::open_with`] treats the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create a new database; `file_exists` if there is one.
+    Create,
+    /// Open an existing database; `not_found` if there is none.
+    Open,
+    /// Open, creating the database if needed.
+    OpenOrCreate,
+}
+
+/// `sizes` in [`DbInfo`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DbSizes {
+    /// Bytes of the data file on disk.
+    pub file: u64,
+    /// Bytes of live data in the file.
+    pub active: u64,
+    /// Bytes of the winning revisions' JSON bodies.
+    pub external: u64,
+}
+
+/// Database information, shaped like CouchDB's `GET /{db}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DbInfo {
+    /// When this process opened the database (seconds since the epoch, as a string).
+    pub instance_start_time: String,
+    /// The database name (the directory's name).
+    pub db_name: String,
+    /// Always 0: settee has no purge.
+    pub purge_seq: u64,
+    /// The seq of the latest change.
+    pub update_seq: u64,
+    /// Sizes in bytes.
+    pub sizes: DbSizes,
+    /// Database properties (none).
+    pub props: serde_json::Map<String, Value>,
+    /// Number of deleted documents.
+    pub doc_del_count: u64,
+    /// Number of live documents.
+    pub doc_count: u64,
+    /// The on-disk format version.
+    pub disk_format_version: u32,
+    /// Whether a compaction is running.
+    pub compact_running: bool,
+}
+
+/// State shared by every handle on one database directory in this process.
+pub(crate) struct Shared {
+    path: PathBuf,
+    name: String,
+    generation: RwLock<Arc<Generation>>,
+    /// Serialises writers (LMDB allows one; waiting here keeps the map-growth
+    /// logic simple and lets compaction quiesce writes).
+    write_lock: Mutex<()>,
+    compact_lock: Mutex<()>,
+    compact_running: AtomicBool,
+    subscribers: Mutex<Vec<Sender<ChangeEvent>>>,
+    validator: RwLock<Option<Arc<dyn UpdateValidator>>>,
+    options: StoreOptions,
+    instance_start_time: String,
+}
+
+impl Shared {
+    /// The live generation.
+    fn current(&self) -> Arc<Generation> {
+        self.generation
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Open databases by canonical path, so handles share one LMDB environment
+/// (LMDB forbids opening an environment twice in a process).
+static REGISTRY: LazyLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> = LazyLock::new(Default::default);
+
+/// A handle on a database. Cheap to clone; `Send + Sync`.
+///
+/// Writes are made for a [`UserCtx`] (a server admin by default, see
+/// [`Database::as_user`]), which validators receive.
+#[derive(Clone)]
+pub struct Database {
+    shared: Arc<Shared>,
+    user: Arc<UserCtx>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.shared.path)
+            .finish()
+    }
+}
+
+impl Database {
+    /// Creates a new database in `dir` (created if missing).
+    /// `file_exists` (412) if it already holds one.
+    pub fn create(dir: impl AsRef<Path>) -> Result<Database> {
+        Self::open_with(dir, OpenMode::Create, StoreOptions::default())
+    }
+
+    /// Opens the database in `dir`; `not_found` if there is none.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Database> {
+        Self::open_with(dir, OpenMode::Open, StoreOptions::default())
+    }
+
+    /// Opens the database in `dir`, creating it if needed.
+    pub fn open_or_create(dir: impl AsRef<Path>) -> Result<Database> {
+        Self::open_with(dir, OpenMode::OpenOrCreate, StoreOptions::default())
+    }
+
+    /// Opens or creates with explicit options. When the database is already
+    /// open in this process the existing handle's options stay in force.
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        mode: OpenMode,
+        options: StoreOptions,
+    ) -> Result<Database> {
+        let dir = dir.as_ref();
+        let mut registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+        registry.retain(|_, w| w.strong_count() > 0);
+        let exists = storage::read_current(dir)?.is_some();
+        match (mode, exists) {
+            (OpenMode::Create, true) => return Err(Error::DatabaseExists),
+            (OpenMode::Open, false) => return Err(Error::not_found("Database does not exist.")),
+            _ => {}
+        }
+        if !exists {
+            std::fs::create_dir_all(dir)?;
+        }
+        let path = dir.canonicalize()?;
+        if let Some(shared) = registry.get(&path).and_then(Weak::upgrade) {
+            return Ok(Database {
+                shared,
+                user: Arc::new(UserCtx::admin()),
+            });
+        }
+        let generation_name = match storage::read_current(&path)? {
+            Some(name) => name,
+            None => {
+                let name = storage::first_generation();
+                storage::remove_stale_generations(&path, "")?;
+                drop(Generation::open(
+                    &path.join(&name),
+                    options.initial_map_size,
+                )?);
+                storage::write_current(&path, &name)?;
+                name
+            }
+        };
+        storage::remove_stale_generations(&path, &generation_name)?;
+        let generation = Generation::open(&path.join(&generation_name), options.initial_map_size)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let shared = Arc::new(Shared {
+            path: path.clone(),
+            name,
+            generation: RwLock::new(Arc::new(generation)),
+            write_lock: Mutex::new(()),
+            compact_lock: Mutex::new(()),
+            compact_running: AtomicBool::new(false),
+            subscribers: Mutex::new(Vec::new()),
+            validator: RwLock::new(None),
+            options,
+            instance_start_time: started.to_string(),
+        });
+        registry.insert(path, Arc::downgrade(&shared));
+        Ok(Database {
+            shared,
+            user: Arc::new(UserCtx::admin()),
+        })
+    }
+
+    /// The database directory (canonical). View indexes live in `<path>/views/`.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// The database name: the directory's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// A handle writing as `user` (validators see it as `userCtx`).
+    pub fn as_user(&self, user: UserCtx) -> Database {
+        Database {
+            shared: self.shared.clone(),
+            user: Arc::new(user),
+        }
+    }
+
+    /// The user this handle writes as.
+    pub fn user(&self) -> &UserCtx {
+        &self.user
+    }
+
+    /// Installs (or removes) the validator run before every document write.
+    pub fn set_validator(&self, validator: Option<Arc<dyn UpdateValidator>>) {
+        *self
+            .shared
+            .validator
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = validator;
+    }
+
+    /// Creates or updates one document (`PUT /{db}/{id}`). Without `_id` a
+    /// random id is generated. `_local/` ids write local documents.
+    pub fn put(&self, doc: Value) -> Result<DocUpdate> {
+        let mut results = self.bulk_docs(vec![doc], BulkOptions::default())?;
+        match results.pop() {
+            Some(BulkResult::Ok(update)) => Ok(update),
+            Some(BulkResult::Error { error, .. }) => Err(error),
+            None => Err(Error::Corrupt("bulk write returned no result".into())),
+        }
+    }
+
+    /// Deletes a document (`DELETE /{db}/{id}?rev=`): writes a tombstone
+    /// revision. `not_found` (`missing`/`deleted`) if there is nothing to delete.
+    pub fn delete(&self, id: &str, rev: &Rev) -> Result<DocUpdate> {
+        if id.starts_with(LOCAL_PREFIX) {
+            return self.delete_local(id);
+        }
+        self.read(|txn, t| {
+            let rec = read::record(txn, t, id)?.ok_or_else(|| Error::not_found("missing"))?;
+            if rec.tree.is_deleted() {
+                return Err(Error::not_found("deleted").into());
+            }
+            Ok(())
+        })?;
+        self.put(serde_json::json!({"_id": id, "_rev": rev.to_string(), "_deleted": true}))
+    }
+
+    /// Writes many documents in one transaction (`POST /{db}/_bulk_docs`).
+    ///
+    /// Returns one result per document in request order; with
+    /// `new_edits: false`, only the refused documents (as CouchDB). A
+    /// malformed document fails the whole call, as does `new_edits: false`
+    /// without a revision.
+    pub fn bulk_docs(&self, docs: Vec<Value>, opts: BulkOptions) -> Result<Vec<BulkResult>> {
+        if docs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prepared = write::prepare(docs, opts, self.shared.options.max_document_size)?;
+        let validator = self
+            .shared
+            .validator
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let ctx = write::WriteContext {
+            new_edits: opts.new_edits,
+            validator: validator.as_deref(),
+            user: &self.user,
+        };
+        let (results, events) = {
+            let _writer = self
+                .shared
+                .write_lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let generation = self.shared.current();
+            generation.write(|txn, t| write::write_batch(txn, t, &prepared, &ctx))?
+        };
+        self.publish(events);
+        Ok(results)
+    }
+
+    fn publish(&self, events: Vec<ChangeEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let mut subs = self
+            .shared
+            .subscribers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        subs.retain(|tx| events.iter().all(|e| tx.send(e.clone()).is_ok()));
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&heed::RoTxn<'_, heed::WithoutTls>, &storage::Tables) -> storage::TxnResult<T>,
+    ) -> Result<T> {
+        self.shared.current().read(f)
+    }
+
+    /// Reads a document (`GET /{db}/{id}`): the winner, or `opts.rev`.
+    /// `not_found` with reason `missing` or `deleted`.
+    pub fn get(&self, id: &str, opts: &ReadOptions) -> Result<Value> {
+        if id.starts_with(LOCAL_PREFIX) {
+            return self.read(|txn, t| {
+                let (n, body) =
+                    local::read(txn, t, id)?.ok_or_else(|| Error::not_found("missing"))?;
+                Ok(local::to_json(id, n, body, opts.revs)?)
+            });
+        }
+        self.read(|txn, t| read::get(txn, t, id, opts))
+    }
+
+    /// Reads several revisions (`GET /{db}/{id}?open_revs=`), shaped as
+    /// CouchDB's `[{"ok": doc} | {"missing": rev}]`.
+    pub fn open_revs(
+        &self,
+        id: &str,
+        which: &OpenRevs,
+        revs: bool,
+        latest: bool,
+    ) -> Result<Vec<OpenRev>> {
+        self.read(|txn, t| read::open_revs(txn, t, id, which, revs, latest))
+    }
+
+    /// Writes a `_local/` document; `body` may carry `_rev: "0-N"`.
+    pub fn put_local(&self, id: &str, body: Value) -> Result<DocUpdate> {
+        let Value::Object(mut map) = body else {
+            return Err(Error::bad_request("Document must be a JSON object"));
+        };
+        if !id.starts_with(LOCAL_PREFIX) {
+            return Err(Error::bad_request("Invalid _local document id."));
+        }
+        map.insert("_id".into(), Value::String(id.to_owned()));
+        self.put(Value::Object(map))
+    }
+
+    /// Reads a `_local/` document.
+    pub fn get_local(&self, id: &str) -> Result<Value> {
+        if !id.starts_with(LOCAL_PREFIX) {
+            return Err(Error::bad_request("Invalid _local document id."));
+        }
+        self.get(id, &ReadOptions::default())
+    }
+
+    /// Deletes a `_local/` document (any rev is accepted; the answer's rev is `0-0`).
+    pub fn delete_local(&self, id: &str) -> Result<DocUpdate> {
+        if !id.starts_with(LOCAL_PREFIX) {
+            return Err(Error::bad_request("Invalid _local document id."));
+        }
+        self.put(serde_json::json!({"_id": id, "_deleted": true}))
+    }
+
+    /// Lists live documents by id (`GET /{db}/_all_docs`).
+    pub fn all_docs(&self, q: &AllDocsQuery) -> Result<AllDocsResponse> {
+        self.read(|txn, t| all_docs::all_docs(txn, t, q))
+    }
+
+    /// Lists `_local/` documents by id, as `_local_docs` (no totals).
+    pub fn local_docs(&self, descending: bool, include_docs: bool) -> Result<Vec<Value>> {
+        self.read(|txn, t| local::list(txn, t, descending, include_docs))
+    }
+
+    /// Reads the changes feed (`GET /{db}/_changes`, normal feed).
+    pub fn changes(&self, q: &ChangesQuery) -> Result<ChangesResponse> {
+        self.read(|txn, t| changes::changes(txn, t, q))
+    }
+
+    /// Subscribes to changes as they commit (the basis of longpoll and
+    /// continuous feeds). Dropping the receiver unsubscribes.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = settee::Database::create(dir.path().join("db")).unwrap();
+    /// let rx = db.subscribe();
+    /// db.put(serde_json::json!({"_id": "x"})).unwrap();
+    /// let event = rx.recv().unwrap();
+    /// assert_eq!((event.seq, event.id.as_str(), event.deleted), (1, "x", false));
+    /// ```
+    pub fn subscribe(&self) -> Receiver<ChangeEvent> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        self.shared
+            .subscribers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(tx);
+        rx
+    }
+
+    /// Documents changed after `since` (at most `limit`), in seq order, as
+    /// map functions see them; deleted ones without a body. This is the view
+    /// indexer's feed: one read transaction, one parse per document.
+    pub fn changes_for_indexing(&self, since: u64, limit: usize) -> Result<Vec<IndexChange>> {
+        self.read(|txn, t| changes::for_indexing(txn, t, since, limit))
+    }
+
+    /// The seq of the latest committed change.
+    pub fn update_seq(&self) -> Result<u64> {
+        self.read(|txn, t| Ok(meta::Counters::load(txn, t)?.update_seq))
+    }
+
+    /// Database information (`GET /{db}`).
+    pub fn info(&self) -> Result<DbInfo> {
+        let generation = self.shared.current();
+        let counters = generation.read(meta::Counters::load)?;
+        Ok(DbInfo {
+            instance_start_time: self.shared.instance_start_time.clone(),
+            db_name: self.shared.name.clone(),
+            purge_seq: 0,
+            update_seq: counters.update_seq,
+            sizes: DbSizes {
+                file: generation.file_size(),
+                active: generation.active_size(),
+                external: counters.external_size,
+            },
+            props: serde_json::Map::new(),
+            doc_del_count: counters.doc_del_count,
+            doc_count: counters.doc_count,
+            disk_format_version: 1,
+            compact_running: self.shared.compact_running.load(Ordering::SeqCst),
+        })
+    }
+
+    /// Compacts the database: drops non-leaf revision bodies and rewrites the
+    /// file without free pages. Reads and writes continue meanwhile (writers
+    /// pause only for the final switch). Loses nothing; crash-safe.
+    pub fn compact(&self) -> Result<()> {
+        compact::compact(&self.shared)
+    }
+
+    /// The revision limit (`_revs_limit`, default 1000).
+    pub fn revs_limit(&self) -> Result<u64> {
+        self.read(meta::revs_limit)
+    }
+
+    /// Sets the revision limit; paths are stemmed to it on their next write.
+    /// `bad_request` for 0.
+    pub fn set_revs_limit(&self, limit: u64) -> Result<()> {
+        if limit == 0 {
+            return Err(Error::bad_request("revs_limit must be a positive integer"));
+        }
+        self.write_meta(|txn, t| meta::set_revs_limit(txn, t, limit))
+    }
+
+    /// Reads a metadata entry stored by another module (e.g. `"security"`).
+    pub fn get_meta(&self, name: &str) -> Result<Option<Value>> {
+        self.read(|txn, t| match t.meta.get(txn, &meta::user_key(name))? {
+            Some(bytes) => Ok(Some(doc::parse_stored(bytes)?)),
+            None => Ok(None),
+        })
+    }
+
+    /// Stores a metadata entry durably. It is not a document change: the
+    /// update seq does not move.
+    pub fn put_meta(&self, name: &str, value: &Value) -> Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(|e| Error::bad_request(e.to_string()))?;
+        self.write_meta(|txn, t| {
+            t.meta.put(txn, &meta::user_key(name), &bytes)?;
+            Ok(())
+        })
+    }
+
+    /// Removes a metadata entry.
+    pub fn delete_meta(&self, name: &str) -> Result<()> {
+        self.write_meta(|txn, t| {
+            t.meta.delete(txn, &meta::user_key(name))?;
+            Ok(())
+        })
+    }
+
+    fn write_meta(
+        &self,
+        mut f: impl FnMut(&mut heed::RwTxn<'_>, &storage::Tables) -> storage::TxnResult<()>,
+    ) -> Result<()> {
+        let _writer = self
+            .shared
+            .write_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.shared.current().write(|txn, t| f(txn, t))
+    }
+}

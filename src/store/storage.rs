@@ -1,0 +1,275 @@
+//! LMDB plumbing: one environment per database generation, its tables, the
+//! process-wide registry of open databases, map growth and error mapping.
+//!
+//! A database directory holds a pointer file `CURRENT` naming the live
+//! generation directory (`store-<n>/`, an LMDB environment). Compaction
+//! writes a new generation and atomically replaces `CURRENT`, so a crash at
+//! any moment leaves either the old or the new generation in force.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use heed::types::{Bytes, Str, U64};
+use heed::{
+    byteorder::BigEndian, CommitOrAbort, Env, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls,
+};
+
+use crate::{Error, Result};
+
+/// Name of the pointer file naming the live generation.
+pub(crate) const CURRENT_FILE: &str = "CURRENT";
+const GENERATION_PREFIX: &str = "store-";
+
+/// The tables of one environment.
+#[derive(Clone, Copy)]
+pub(crate) struct Tables {
+    /// doc id → encoded `DocRecord`.
+    pub docs: heed::Database<'static, Bytes, Bytes>,
+    /// `body_key` → body JSON bytes.
+    pub bodies: heed::Database<'static, Bytes, Bytes>,
+    /// update seq → doc id.
+    pub by_seq: heed::Database<'static, U64<BigEndian>, Bytes>,
+    /// `_local/` doc id → `[rev u64 BE][body JSON]`.
+    pub local: heed::Database<'static, Bytes, Bytes>,
+    /// metadata name → bytes (counters, revs_limit, user metadata).
+    pub meta: heed::Database<'static, Str, Bytes>,
+}
+
+/// An error inside a transaction closure: either LMDB's, kept raw so a full
+/// map can be told apart and retried, or a settee error.
+pub(crate) enum TxnError {
+    Heed(heed::Error),
+    Store(Error),
+}
+
+impl From<heed::Error> for TxnError {
+    fn from(e: heed::Error) -> Self {
+        TxnError::Heed(e)
+    }
+}
+
+impl From<Error> for TxnError {
+    fn from(e: Error) -> Self {
+        TxnError::Store(e)
+    }
+}
+
+impl From<TxnError> for Error {
+    fn from(e: TxnError) -> Self {
+        match e {
+            TxnError::Heed(e) => heed_error(e),
+            TxnError::Store(e) => e,
+        }
+    }
+}
+
+/// A boxed key/value iterator over a table, forwards or backwards.
+pub(crate) type KvIter<'t> = Box<dyn Iterator<Item = heed::Result<(&'t [u8], &'t [u8])>> + 't>;
+
+/// Result of code running inside a transaction.
+pub(crate) type TxnResult<T> = std::result::Result<T, TxnError>;
+
+/// Maps an LMDB error to settee's error type.
+pub(crate) fn heed_error(e: heed::Error) -> Error {
+    match e {
+        heed::Error::Mdb(MdbError::MapFull) => Error::StorageFull("the LMDB map is full".into()),
+        heed::Error::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
+            Error::StorageFull("no space left on device".into())
+        }
+        heed::Error::Io(io) => Error::Io(io),
+        other => Error::Corrupt(format!("LMDB: {other}")),
+    }
+}
+
+fn is_map_full(e: &TxnError) -> bool {
+    matches!(e, TxnError::Heed(heed::Error::Mdb(MdbError::MapFull)))
+}
+
+/// One LMDB environment (a database generation) and its tables.
+pub(crate) struct Generation {
+    env: Env<WithoutTls>,
+    /// The tables.
+    pub tables: Tables,
+    /// Readers hold it shared; growing the map takes it exclusively, because
+    /// LMDB may only be resized while no transaction is open in the process.
+    gate: RwLock<()>,
+    /// Directory of this generation.
+    pub dir: PathBuf,
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size)
+        .ok()
+        .filter(|&s| s > 0)
+        .unwrap_or(4096)
+}
+
+fn round_to_pages(n: usize) -> usize {
+    let page = page_size();
+    n.div_ceil(page).max(1) * page
+}
+
+impl Generation {
+    /// Opens (creating if needed) the environment in `dir`.
+    pub fn open(dir: &Path, initial_map_size: usize) -> Result<Generation> {
+        fs::create_dir_all(dir)?;
+        let file_size = fs::metadata(dir.join("data.mdb")).map_or(0, |m| m.len() as usize);
+        let map_size = round_to_pages(initial_map_size.max(file_size.saturating_mul(2)));
+        let mut options = EnvOpenOptions::new().read_txn_without_tls();
+        options.map_size(map_size).max_dbs(8).max_readers(1022);
+        // SAFETY: the registry guarantees one Env per directory in this process,
+        // and the files are only modified through LMDB.
+        let env = unsafe { options.open(dir) }.map_err(heed_error)?;
+        let wtxn = env.write_txn().map_err(heed_error)?;
+        let tables = env
+            .create_databases_and_commit(wtxn, |dbo, wtxn| -> heed::Result<_> {
+                let docs = dbo.create_database(wtxn, Some("docs"))?;
+                let bodies = dbo.create_database(wtxn, Some("bodies"))?;
+                let by_seq = dbo.create_database(wtxn, Some("by_seq"))?;
+                let local = dbo.create_database(wtxn, Some("local"))?;
+                let meta = dbo.create_database(wtxn, Some("meta"))?;
+                Ok(CommitOrAbort::<_, ()>::Commit((
+                    docs, bodies, by_seq, local, meta,
+                )))
+            })
+            .map_err(heed_error)?
+            .unwrap_commit();
+        let (docs, bodies, by_seq, local, meta) = tables;
+        Ok(Generation {
+            env,
+            tables: Tables {
+                docs,
+                bodies,
+                by_seq,
+                local,
+                meta,
+            },
+            gate: RwLock::new(()),
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// Runs `f` in a read transaction on a consistent snapshot.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&RoTxn<'_, WithoutTls>, &Tables) -> TxnResult<T>,
+    ) -> Result<T> {
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let txn = self.env.read_txn().map_err(heed_error)?;
+        Ok(f(&txn, &self.tables)?)
+    }
+
+    /// Runs `f` in a write transaction and commits it. When the map is full
+    /// the transaction is dropped, the map doubled and `f` run again, so `f`
+    /// must not have effects outside the transaction.
+    /// Callers serialise writers (the store's write lock) before calling.
+    pub fn write<T>(
+        &self,
+        mut f: impl FnMut(&mut RwTxn<'_>, &Tables) -> TxnResult<T>,
+    ) -> Result<T> {
+        loop {
+            let attempt = (|| {
+                let mut txn = self.env.write_txn()?;
+                let out = f(&mut txn, &self.tables)?;
+                txn.commit()?;
+                Ok(out)
+            })();
+            match attempt {
+                Err(e) if is_map_full(&e) => self.grow()?,
+                other => return other.map_err(Error::from),
+            }
+        }
+    }
+
+    /// Doubles the map size. Waits for readers to finish their transactions.
+    fn grow(&self) -> Result<()> {
+        let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        let new_size = round_to_pages(self.env.info().map_size.saturating_mul(2));
+        tracing::debug!(new_size, dir = %self.dir.display(), "growing the LMDB map");
+        // SAFETY: no transaction is open: writers are serialised by the caller
+        // (which dropped its own), and the gate excludes every reader.
+        unsafe { self.env.resize(new_size) }.map_err(heed_error)
+    }
+
+    /// Bytes used by the data file on disk.
+    pub fn file_size(&self) -> u64 {
+        self.env.real_disk_size().unwrap_or(0)
+    }
+
+    /// Bytes of the map holding live pages (an upper bound of the live data).
+    pub fn active_size(&self) -> u64 {
+        ((self.env.info().last_page_number + 1) * page_size()) as u64
+    }
+
+    /// Writes a compacted copy of the environment to `path` (a file).
+    pub fn copy_compacted(&self, path: &Path) -> Result<()> {
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let file = self
+            .env
+            .copy_to_path(path, heed::CompactionOption::Enabled)
+            .map_err(heed_error)?;
+        file.sync_all()?;
+        Ok(())
+    }
+}
+
+/// Name of the live generation, if the directory holds a database.
+pub(crate) fn read_current(db_dir: &Path) -> Result<Option<String>> {
+    match fs::read_to_string(db_dir.join(CURRENT_FILE)) {
+        Ok(s) => {
+            let name = s.trim().to_owned();
+            if !name.starts_with(GENERATION_PREFIX) || name.contains('/') {
+                return Err(Error::Corrupt(format!("bad {CURRENT_FILE} file: {name:?}")));
+            }
+            Ok(Some(name))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Atomically points `CURRENT` at `generation` (write, fsync, rename, fsync dir).
+pub(crate) fn write_current(db_dir: &Path, generation: &str) -> Result<()> {
+    let tmp = db_dir.join(format!("{CURRENT_FILE}.tmp"));
+    {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(generation.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, db_dir.join(CURRENT_FILE))?;
+    fs::File::open(db_dir)?.sync_all()?;
+    Ok(())
+}
+
+/// The generation name following `name` (`store-3` → `store-4`).
+pub(crate) fn next_generation(name: &str) -> String {
+    let n: u64 = name
+        .strip_prefix(GENERATION_PREFIX)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    format!("{GENERATION_PREFIX}{}", n + 1)
+}
+
+/// The first generation of a new database.
+pub(crate) fn first_generation() -> String {
+    format!("{GENERATION_PREFIX}0")
+}
+
+/// Removes generation directories other than `keep`: leftovers of a crash
+/// during compaction or of a replaced generation.
+pub(crate) fn remove_stale_generations(db_dir: &Path, keep: &str) -> Result<()> {
+    for entry in fs::read_dir(db_dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(GENERATION_PREFIX) && name != keep && entry.file_type()?.is_dir() {
+            fs::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! The hook through which `validate_doc_update` functions (implemented
+//! elsewhere) see and veto writes before they commit.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::Result;
+
+/// The user a write is made for, as CouchDB's `userCtx` (without `db`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserCtx {
+    /// The user name; `None` for anonymous and for the embedded default admin.
+    pub name: Option<String>,
+    /// The user's roles; `_admin` for server admins.
+    pub roles: Vec<String>,
+}
+
+impl UserCtx {
+    /// A server admin without a name: what library callers act as by default.
+    pub fn admin() -> UserCtx {
+        UserCtx {
+            name: None,
+            roles: vec!["_admin".into()],
+        }
+    }
+
+    /// An anonymous user: no name, no roles.
+    pub fn anonymous() -> UserCtx {
+        UserCtx {
+            name: None,
+            roles: Vec::new(),
+        }
+    }
+
+    /// Whether the user has the `_admin` role.
+    pub fn is_admin(&self) -> bool {
+        self.roles.iter().any(|r| r == "_admin")
+    }
+}
+
+impl Default for UserCtx {
+    fn default() -> Self {
+        UserCtx::admin()
+    }
+}
+
+/// One document update submitted to the validator.
+#[derive(Debug)]
+pub struct ValidationRequest<'a> {
+    /// The document id.
+    pub id: &'a str,
+    /// The new revision as `validate_doc_update` sees it: `_id`, `_rev` (the
+    /// parent revision; absent for a new document), the body, `_deleted: true`
+    /// for deletions, and `_revisions` (the parent's ancestry) when there is a parent.
+    pub new_doc: Value,
+    /// The stored parent revision; `None` for a new document and when a
+    /// deleted document is re-created.
+    pub old_doc: Option<Value>,
+    /// Who is writing.
+    pub user: &'a UserCtx,
+}
+
+/// Validates document updates before they are committed
+/// (`validate_doc_update` functions). Design and `_local/` documents are not
+/// submitted. A rejected document changes nothing; the others commit.
+///
+/// Called while the database's write lock is held, from inside the write
+/// transaction: implementations may read the database, but must not write to it.
+///
+/// ```
+/// use std::sync::Arc;
+/// use settee::{Database, Error, UpdateValidator, ValidationRequest};
+///
+/// struct NoSecrets;
+/// impl UpdateValidator for NoSecrets {
+///     fn validate_batch(&self, reqs: &[ValidationRequest<'_>]) -> Vec<settee::Result<()>> {
+///         reqs.iter()
+///             .map(|r| match r.new_doc.get("secret") {
+///                 Some(_) => Err(Error::Forbidden("no secrets".into())),
+///                 None => Ok(()),
+///             })
+///             .collect()
+///     }
+/// }
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = Database::create(dir.path().join("db")).unwrap();
+/// db.set_validator(Some(Arc::new(NoSecrets)));
+/// let err = db.put(serde_json::json!({"_id": "a", "secret": 1})).unwrap_err();
+/// assert_eq!(err.status(), 403);
+/// assert!(db.put(serde_json::json!({"_id": "a"})).is_ok());
+/// ```
+pub trait UpdateValidator: Send + Sync {
+    /// Returns one result per request, in order.
+    fn validate_batch(&self, reqs: &[ValidationRequest<'_>]) -> Vec<Result<()>>;
+}

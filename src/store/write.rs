@@ -1,0 +1,490 @@
+//! The write path: turning incoming documents into revision-tree updates,
+//! CouchDB's update rules, validation, and applying a batch in one transaction.
+
+use std::collections::HashSet;
+
+use heed::RwTxn;
+use rayon::prelude::*;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value};
+
+use super::doc::{self, IncomingDoc, DESIGN_PREFIX};
+use super::local;
+use super::meta::{self, Counters};
+use super::record::{body_key, DocRecord};
+use super::revs::{Rev, RevTree};
+use super::storage::{Tables, TxnResult};
+use super::validate::{UpdateValidator, UserCtx, ValidationRequest};
+use super::ChangeEvent;
+use crate::{Error, Result};
+
+/// Options of [`Database::bulk_docs`](crate::Database::bulk_docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BulkOptions {
+    /// `true` (default): interactive edits, new revisions are generated.
+    /// `false`: replication, revisions and their `_revisions` ancestry are
+    /// inserted as given and may create conflicts.
+    pub new_edits: bool,
+}
+
+impl Default for BulkOptions {
+    fn default() -> Self {
+        BulkOptions { new_edits: true }
+    }
+}
+
+impl BulkOptions {
+    /// Options for replicated writes (`new_edits: false`).
+    pub fn replicated() -> BulkOptions {
+        BulkOptions { new_edits: false }
+    }
+}
+
+/// A successful document write: `{"ok": true, "id": .., "rev": ..}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DocUpdate {
+    /// Always `true`.
+    pub ok: bool,
+    /// The document id.
+    pub id: String,
+    /// The new revision.
+    pub rev: String,
+}
+
+/// The outcome of one document of a bulk write, serialised like CouchDB's
+/// `_bulk_docs` response items.
+#[derive(Debug)]
+pub enum BulkResult {
+    /// Written: `{"ok": true, "id", "rev"}`.
+    Ok(DocUpdate),
+    /// Refused: `{"id", "rev"?, "error", "reason"}`.
+    Error {
+        /// The document id.
+        id: String,
+        /// The revision concerned (replicated writes only).
+        rev: Option<String>,
+        /// Why.
+        error: Error,
+    },
+}
+
+impl BulkResult {
+    /// Whether the document was refused.
+    pub fn is_error(&self) -> bool {
+        matches!(self, BulkResult::Error { .. })
+    }
+}
+
+impl Serialize for BulkResult {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            BulkResult::Ok(u) => u.serialize(s),
+            BulkResult::Error { id, rev, error } => {
+                let mut m = s.serialize_map(None)?;
+                m.serialize_entry("id", id)?;
+                if let Some(rev) = rev {
+                    m.serialize_entry("rev", rev)?;
+                }
+                m.serialize_entry("error", error.name())?;
+                m.serialize_entry("reason", &error.reason())?;
+                m.end()
+            }
+        }
+    }
+}
+
+/// A document ready to be written: validated, body serialised, and its new
+/// revision precomputed for the usual parent (work done in parallel).
+pub(crate) struct Prepared {
+    doc: IncomingDoc,
+    body: Vec<u8>,
+    /// The revision an interactive edit of `doc.revs.first()` creates.
+    guess: Rev,
+}
+
+/// Batches at least this large are prepared on the rayon pool.
+const PARALLEL_PREPARE: usize = 64;
+
+/// Validates and serialises documents. The first invalid document fails the
+/// whole batch, as CouchDB's `_bulk_docs` does.
+pub(crate) fn prepare(
+    docs: Vec<Value>,
+    opts: BulkOptions,
+    max_doc_size: usize,
+) -> Result<Vec<Prepared>> {
+    let one = |doc: Value| -> Result<Prepared> {
+        let doc = doc::split(doc, new_doc_id)?;
+        let body = serde_json::to_vec(&doc.body).map_err(|e| Error::bad_request(e.to_string()))?;
+        if body.len() > max_doc_size {
+            return Err(Error::DocumentTooLarge(doc.id));
+        }
+        if !opts.new_edits && doc.revs.is_empty() && !doc.is_local() {
+            return Err(Error::bad_request(
+                "When `new_edits: false`, the document needs `_rev` or `_revisions` specified",
+            ));
+        }
+        let guess = Rev::next(doc.revs.first(), doc.deleted, &body);
+        Ok(Prepared { doc, body, guess })
+    };
+    if docs.len() >= PARALLEL_PREPARE {
+        docs.into_par_iter().map(one).collect()
+    } else {
+        docs.into_iter().map(one).collect()
+    }
+}
+
+/// A fresh document id (CouchDB's server-generated uuid): 32 hex digits,
+/// unique within the process and practically unique across processes.
+pub(crate) fn new_doc_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seed = format!(
+        "{nanos}:{}:{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    Rev::next(None, false, seed.as_bytes()).id
+}
+
+/// Everything a write needs besides the documents.
+pub(crate) struct WriteContext<'a> {
+    pub new_edits: bool,
+    pub validator: Option<&'a dyn UpdateValidator>,
+    pub user: &'a UserCtx,
+}
+
+/// What one document's write will do, computed before validation.
+struct Plan {
+    idx: usize,
+    record: Option<DocRecord>,
+    tree: RevTree,
+    leaf: usize,
+    /// Tree node (in the old tree) whose body validators see as `oldDoc`.
+    old_doc: Option<usize>,
+    /// Whether anything changes (a replicated revision may already be stored).
+    changed: bool,
+}
+
+/// Writes prepared documents in the open transaction. Returns one result per
+/// document (only refused ones for replicated writes, as CouchDB) and the
+/// change events to publish once committed.
+pub(crate) fn write_batch(
+    txn: &mut RwTxn<'_>,
+    t: &Tables,
+    docs: &[Prepared],
+    ctx: &WriteContext<'_>,
+) -> TxnResult<(Vec<BulkResult>, Vec<ChangeEvent>)> {
+    let mut counters = Counters::load(txn, t)?;
+    let revs_limit = meta::revs_limit(txn, t)?;
+    let mut results: Vec<Option<BulkResult>> = (0..docs.len()).map(|_| None).collect();
+    let mut events = Vec::new();
+    let mut buf = Vec::new();
+    for round in rounds(docs) {
+        let mut plans = Vec::with_capacity(round.len());
+        for idx in round {
+            let p = &docs[idx];
+            if p.doc.is_local() {
+                let r = local::write_in_txn(txn, t, &p.doc, &p.body)?;
+                results[idx] = Some(match r {
+                    Ok(rev) => BulkResult::Ok(DocUpdate {
+                        ok: true,
+                        id: p.doc.id.clone(),
+                        rev,
+                    }),
+                    Err(error) => BulkResult::Error {
+                        id: p.doc.id.clone(),
+                        rev: None,
+                        error,
+                    },
+                });
+                continue;
+            }
+            match plan(txn, t, idx, p, ctx.new_edits)? {
+                Ok(plan) => plans.push(plan),
+                Err(error) => {
+                    results[idx] = Some(refused(p, error, ctx.new_edits));
+                }
+            }
+        }
+        let verdicts = validate(txn, t, docs, &plans, ctx)?;
+        for (plan, verdict) in plans.into_iter().zip(verdicts) {
+            let p = &docs[plan.idx];
+            if let Err(error) = verdict {
+                results[plan.idx] = Some(refused(p, error, ctx.new_edits));
+                continue;
+            }
+            let rev = plan.tree.node(plan.leaf).rev.to_string();
+            let idx = plan.idx;
+            if plan.changed {
+                events.push(apply(txn, t, p, plan, revs_limit, &mut counters, &mut buf)?);
+            }
+            results[idx] = Some(BulkResult::Ok(DocUpdate {
+                ok: true,
+                id: p.doc.id.clone(),
+                rev,
+            }));
+        }
+    }
+    counters.store(txn, t)?;
+    let results = results
+        .into_iter()
+        .map(|r| r.expect("every document has a result"))
+        .filter(|r| ctx.new_edits || r.is_error())
+        .collect();
+    Ok((results, events))
+}
+
+fn refused(p: &Prepared, error: Error, new_edits: bool) -> BulkResult {
+    BulkResult::Error {
+        id: p.doc.id.clone(),
+        rev: (!new_edits)
+            .then(|| p.doc.revs.first().map(Rev::to_string))
+            .flatten(),
+        error,
+    }
+}
+
+/// Splits a batch into rounds of distinct ids, so the documents of a round
+/// can be planned and validated together while a later edit of the same id
+/// sees the earlier one applied (CouchDB applies a batch in order).
+fn rounds(docs: &[Prepared]) -> Vec<Vec<usize>> {
+    let mut rounds = Vec::new();
+    let mut current = Vec::new();
+    let mut ids = HashSet::new();
+    for (i, p) in docs.iter().enumerate() {
+        if !ids.insert(p.doc.id.as_str()) {
+            rounds.push(std::mem::take(&mut current));
+            ids.clear();
+            ids.insert(p.doc.id.as_str());
+        }
+        current.push(i);
+    }
+    if !current.is_empty() {
+        rounds.push(current);
+    }
+    rounds
+}
+
+fn load_record(txn: &RwTxn<'_>, t: &Tables, id: &str) -> TxnResult<Option<DocRecord>> {
+    match t.docs.get(txn, id.as_bytes())? {
+        Some(bytes) => Ok(Some(DocRecord::decode(bytes)?)),
+        None => Ok(None),
+    }
+}
+
+/// Applies CouchDB's update rules to one document. The outer error aborts
+/// the transaction; the inner one refuses this document only.
+fn plan(
+    txn: &RwTxn<'_>,
+    t: &Tables,
+    idx: usize,
+    p: &Prepared,
+    new_edits: bool,
+) -> TxnResult<Result<Plan>> {
+    let record = load_record(txn, t, &p.doc.id)?;
+    let mut tree = record.as_ref().map(|r| r.tree.clone()).unwrap_or_default();
+    let deleted = p.doc.deleted;
+    if !new_edits {
+        let path = &p.doc.revs;
+        let old_doc = path[1..]
+            .iter()
+            .find_map(|r| tree.find(r))
+            .filter(|&i| tree.node(i).has_body && !tree.node(i).deleted);
+        let (leaf, changed) = tree.merge_path(path, deleted);
+        return Ok(Ok(Plan {
+            idx,
+            record,
+            tree,
+            leaf,
+            old_doc,
+            changed,
+        }));
+    }
+    let (parent, old_doc) = match (&record, p.doc.revs.first()) {
+        (None, None) => (None, None),
+        (None, Some(_)) => {
+            // A parent revision the database never saw: CouchDB grafts the
+            // edit onto it (generation N+1), keeping the given ancestry.
+            let mut parent = None;
+            for rev in p.doc.revs.iter().rev() {
+                parent = Some(tree.push(parent, rev.clone(), false, false));
+            }
+            (parent, None)
+        }
+        (Some(_), Some(rev)) => match tree.find(rev) {
+            Some(i) if tree.is_leaf(i) && !tree.node(i).deleted => (Some(i), Some(i)),
+            _ => return Ok(Err(Error::Conflict)),
+        },
+        (Some(_), None) if tree.is_deleted() => (Some(tree.winner()), None),
+        (Some(_), None) => return Ok(Err(Error::Conflict)),
+    };
+    let rev = match parent {
+        Some(pi) if Some(&tree.node(pi).rev) != p.doc.revs.first() => {
+            Rev::next(Some(&tree.node(pi).rev), deleted, &p.body)
+        }
+        _ => p.guess.clone(),
+    };
+    if tree.find(&rev).is_some() {
+        return Ok(Err(Error::Conflict));
+    }
+    let leaf = tree.push(parent, rev, deleted, true);
+    Ok(Ok(Plan {
+        idx,
+        record,
+        tree,
+        leaf,
+        old_doc,
+        changed: true,
+    }))
+}
+
+/// Runs the installed validator over a round's plans.
+fn validate(
+    txn: &RwTxn<'_>,
+    t: &Tables,
+    docs: &[Prepared],
+    plans: &[Plan],
+    ctx: &WriteContext<'_>,
+) -> TxnResult<Vec<Result<()>>> {
+    let mut verdicts: Vec<Result<()>> = plans.iter().map(|_| Ok(())).collect();
+    let Some(validator) = ctx.validator else {
+        return Ok(verdicts);
+    };
+    let mut reqs = Vec::new();
+    let mut which = Vec::new();
+    for (i, plan) in plans.iter().enumerate() {
+        let p = &docs[plan.idx];
+        if !plan.changed || p.doc.id.starts_with(DESIGN_PREFIX) {
+            continue;
+        }
+        let old_doc = match (plan.old_doc, &plan.record) {
+            (Some(n), Some(rec)) => {
+                let node = rec.tree.node(n);
+                let body = t
+                    .bodies
+                    .get(txn, &body_key(rec.doc_num, &node.rev))?
+                    .unwrap_or(b"{}");
+                Some(doc::doc_value(&p.doc.id, &node.rev, body, node.deleted)?)
+            }
+            _ => None,
+        };
+        reqs.push(ValidationRequest {
+            id: &p.doc.id,
+            new_doc: validation_doc(p, plan, ctx.new_edits),
+            old_doc,
+            user: ctx.user,
+        });
+        which.push(i);
+    }
+    if reqs.is_empty() {
+        return Ok(verdicts);
+    }
+    let answers = validator.validate_batch(&reqs);
+    if answers.len() != reqs.len() {
+        return Err(
+            Error::Corrupt("the validator answered the wrong number of results".into()).into(),
+        );
+    }
+    for (i, answer) in which.into_iter().zip(answers) {
+        verdicts[i] = answer;
+    }
+    Ok(verdicts)
+}
+
+/// The new document as a validator sees it (see [`ValidationRequest::new_doc`]).
+fn validation_doc(p: &Prepared, plan: &Plan, new_edits: bool) -> Value {
+    let tree = &plan.tree;
+    // Interactive edits show the parent as `_rev`; replicated ones their own leaf.
+    let shown = if new_edits {
+        tree.node(plan.leaf).parent.map(|i| i as usize)
+    } else {
+        Some(plan.leaf)
+    };
+    let mut m = Map::with_capacity(p.doc.body.len() + 4);
+    m.insert("_id".into(), Value::String(p.doc.id.clone()));
+    if let Some(i) = shown {
+        m.insert("_rev".into(), Value::String(tree.node(i).rev.to_string()));
+    }
+    m.extend(p.doc.body.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if p.doc.deleted {
+        m.insert("_deleted".into(), Value::Bool(true));
+    }
+    if let Some(i) = shown {
+        m.insert("_revisions".into(), tree.revisions_json(i));
+    }
+    Value::Object(m)
+}
+
+/// Writes one planned update: body, stemmed tree, seq index and counters.
+fn apply(
+    txn: &mut RwTxn<'_>,
+    t: &Tables,
+    p: &Prepared,
+    plan: Plan,
+    revs_limit: u64,
+    counters: &mut Counters,
+    buf: &mut Vec<u8>,
+) -> TxnResult<ChangeEvent> {
+    let Plan {
+        record,
+        mut tree,
+        leaf,
+        ..
+    } = plan;
+    let doc_num = match &record {
+        Some(r) => r.doc_num,
+        None => {
+            counters.next_doc_num += 1;
+            counters.next_doc_num
+        }
+    };
+    let leaf_rev = tree.node(leaf).rev.clone();
+    t.bodies.put(txn, &body_key(doc_num, &leaf_rev), &p.body)?;
+    for node in tree.stem(usize::try_from(revs_limit).unwrap_or(usize::MAX)) {
+        if node.has_body {
+            t.bodies.delete(txn, &body_key(doc_num, &node.rev))?;
+        }
+    }
+    let winner = tree.winner();
+    let winner_node = tree.node(winner);
+    let winner_size = if winner_node.rev == leaf_rev {
+        p.body.len() as u64
+    } else {
+        t.bodies
+            .get(txn, &body_key(doc_num, &winner_node.rev))?
+            .map_or(0, |b| b.len() as u64)
+    };
+    let deleted = winner_node.deleted;
+    let winner_rev = winner_node.rev.clone();
+    if let Some(r) = &record {
+        t.by_seq.delete(txn, &r.seq)?;
+        if !r.tree.is_deleted() {
+            counters.external_size = counters.external_size.saturating_sub(r.winner_size);
+        }
+    }
+    if !deleted {
+        counters.external_size += winner_size;
+    }
+    counters.count_transition(record.as_ref().map(|r| r.tree.is_deleted()), deleted);
+    counters.update_seq += 1;
+    let seq = counters.update_seq;
+    t.by_seq.put(txn, &seq, p.doc.id.as_bytes())?;
+    let new_record = DocRecord {
+        doc_num,
+        seq,
+        winner_size,
+        tree,
+    };
+    new_record.encode(buf);
+    t.docs.put(txn, p.doc.id.as_bytes(), buf)?;
+    Ok(ChangeEvent {
+        seq,
+        id: p.doc.id.clone(),
+        rev: winner_rev.to_string(),
+        deleted,
+    })
+}
