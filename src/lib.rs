@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod collate;
 mod error;
 
 pub use error::{Error, Result};
