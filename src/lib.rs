@@ -18,5 +18,6 @@
 
 pub mod collate;
 mod error;
+pub mod view;
 
 pub use error::{Error, Result};

@@ -3,20 +3,9 @@
 use serde_json::Value;
 use settee::collate::{compare, compare_raw, encode, encode_raw, Collation};
 use std::cmp::Ordering;
-use std::path::PathBuf;
 
-/// `../shared` next to the crate (the project layout), or `$SETTEE_SHARED_DIR`.
-fn shared(path: &str) -> PathBuf {
-    let base = std::env::var_os("SETTEE_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    base.join(path)
-}
-
-fn load_json(path: &str) -> Value {
-    let text = std::fs::read_to_string(shared(path)).expect("shared test data is present");
-    serde_json::from_str(&text).expect("shared test data is JSON")
-}
+mod golden_support;
+use golden_support::{golden_steps, load_json, query_params, view_of};
 
 fn encoded(collation: Collation, v: &Value) -> Vec<u8> {
     let mut out = Vec::new();
@@ -158,60 +147,14 @@ struct OrderedResponse {
     rows: Vec<Value>,
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("ascii escape");
-                out.push(u8::from_str_radix(hex, 16).expect("hex escape"));
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).expect("utf-8 query")
-}
-
-/// The query parameters of a request, from its query string and its JSON body.
-fn query_params(req: &Value) -> serde_json::Map<String, Value> {
-    let mut params = serde_json::Map::new();
-    let path = req["path"].as_str().expect("path");
-    if let Some((_, query)) = path.split_once('?') {
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = percent_decode(v);
-            let parsed = serde_json::from_str(&v).unwrap_or(Value::String(v));
-            params.insert(percent_decode(k), parsed);
-        }
-    }
-    if let Some(body) = req["body"].as_object() {
-        params.extend(body.clone());
-    }
-    params
-}
-
 fn golden_family_a() -> Vec<OrderedResponse> {
-    let text =
-        std::fs::read_to_string(shared("golden/public/golden.jsonl")).expect("golden corpus");
     let mut out = Vec::new();
-    for line in text.lines().filter(|l| l.contains("\"scenario\":\"A_")) {
-        let step: Value = serde_json::from_str(line).expect("golden line is JSON");
+    for step in golden_steps("A_") {
         let (req, res) = (&step["req"], &step["res"]);
         let path = req["path"].as_str().expect("path");
-        let Some(view) = path.split("/_view/").nth(1) else {
+        let Some((_, view)) = view_of(path) else {
             continue;
         };
-        let view = view.split('?').next().expect("view name");
         let params = query_params(req);
         // `keys=` responses follow the order of the keys given, not collation.
         if res["status"] != 200 || params.contains_key("keys") {
