@@ -185,6 +185,34 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn deep_keys_keep_encoding_order(
+        wrappers_a in prop::collection::vec(any::<bool>(), 0..800),
+        wrappers_b in prop::collection::vec(any::<bool>(), 0..800),
+        a in json_value(),
+        b in json_value(),
+    ) {
+        // Wrap in arrays (true) or single-member objects (false), up to 800 deep.
+        // (Not with json!, which would re-serialize `inner` at every level.)
+        let wrap = |wrappers: &[bool], leaf: Value| {
+            wrappers.iter().fold(leaf, |inner, &array| {
+                if array {
+                    Value::Array(vec![inner])
+                } else {
+                    Value::Object(Map::from_iter([("k".to_owned(), inner)]))
+                }
+            })
+        };
+        let (a, b) = (wrap(&wrappers_a, a), wrap(&wrappers_b, b));
+        for c in BOTH {
+            prop_assert_eq!(enc(c, &a).cmp(&enc(c, &b)), c.compare(&a, &b));
+        }
+    }
+}
+
 /// Builds `[[[ ... leaf ... ]]]` nested `depth` deep.
 fn nested(depth: usize, leaf: Value) -> Value {
     (0..depth).fold(leaf, |inner, _| Value::Array(vec![inner]))

@@ -242,3 +242,31 @@ pub fn encode_raw(key: &Value, out: &mut Vec<u8>) {
 pub fn collator_version() -> String {
     icu::ICU_VERSION.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn view_option_selects_the_collation() {
+        assert_eq!(Collation::from_option(Some(&json!("raw"))), Collation::Raw);
+        assert_eq!(
+            Collation::from_option(Some(&json!("bogus"))),
+            Collation::Unicode
+        );
+        assert_eq!(Collation::from_option(Some(&json!(5))), Collation::Unicode);
+        assert_eq!(Collation::from_option(None), Collation::default());
+    }
+
+    #[test]
+    fn highest_key_is_above_every_encoded_key() {
+        for key in [json!({"\u{FFFF}": [{}]}), json!("\u{10FFFF}"), json!({})] {
+            for c in [Collation::Unicode, Collation::Raw] {
+                let mut out = Vec::new();
+                c.encode(&key, &mut out);
+                assert!(out.as_slice() < HIGHEST_KEY, "{key}");
+            }
+        }
+    }
+}

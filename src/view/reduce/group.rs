@@ -69,3 +69,45 @@ pub fn same_group(a: &Value, b: &Value, level: GroupLevel, collation: Collation)
         _ => collation.compare(a, b) == Ordering::Equal,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn options_select_the_level() {
+        assert_eq!(GroupLevel::from_options(false, None), GroupLevel::All);
+        assert_eq!(GroupLevel::from_options(true, None), GroupLevel::Exact);
+        assert_eq!(GroupLevel::from_options(true, Some(0)), GroupLevel::All);
+        assert_eq!(
+            GroupLevel::from_options(false, Some(2)),
+            GroupLevel::Level(2)
+        );
+    }
+
+    #[test]
+    fn levels_group_array_prefixes_by_collation() {
+        let u = Collation::Unicode;
+        let level = GroupLevel::Level(1);
+        assert!(same_group(&json!(["a", 1]), &json!(["a", 2]), level, u));
+        assert!(same_group(&json!([1, "x"]), &json!([1.0]), level, u));
+        assert!(!same_group(&json!(["a"]), &json!(["b"]), level, u));
+        // Non-arrays and empty arrays compare whole.
+        assert!(!same_group(&json!([]), &json!(["a"]), level, u));
+        assert!(same_group(&json!("c"), &json!("c\u{200B}"), level, u));
+        assert!(!same_group(
+            &json!("c"),
+            &json!("c\u{200B}"),
+            level,
+            Collation::Raw
+        ));
+        assert!(same_group(&json!(1), &json!("z"), GroupLevel::All, u));
+        assert_eq!(group_key(&json!([]), level), json!([]));
+        assert_eq!(group_key(&json!(["a"]), GroupLevel::Level(3)), json!(["a"]));
+        assert_eq!(
+            group_key(&json!(["a", "b"]), GroupLevel::Exact),
+            json!(["a", "b"])
+        );
+    }
+}
