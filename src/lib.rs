@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod bench_data;
+pub mod collate;
 mod error;
 pub mod store;
 pub mod view;
