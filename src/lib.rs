@@ -17,5 +17,6 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod js;
 
 pub use error::{Error, Result};
