@@ -19,6 +19,7 @@
 pub mod bench_data;
 pub mod collate;
 mod error;
+pub mod js;
 pub mod store;
 pub mod view;
 
