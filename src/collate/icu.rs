@@ -20,7 +20,7 @@ static ROOT: LazyLock<CollatorBorrowed<'static>> = LazyLock::new(|| {
 /// indexes store this and are rebuilt when it changes. `icu_collator` is pinned
 /// to an exact version in `Cargo.toml`, which keeps this string truthful.
 pub(crate) const ICU_VERSION: &str =
-    "icu4x-collator-2.4.0;cldr-49.0.0;unicode-18.0.0;root;tertiary;han-libicu-72.1";
+    "icu4x-collator-2.3.0;cldr-48.2.1;icu-78.1;root;tertiary;han-libicu-72.1";
 
 /// Compares two strings like CouchDB's `ucol_strcollIter` with the root collator.
 pub(crate) fn compare_strings(a: &str, b: &str) -> Ordering {
