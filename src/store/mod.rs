@@ -74,7 +74,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
-            initial_map_size: 64 << 20,
+            initial_map_size: 1 << 30,
             max_document_size: 8_000_000,
         }
     }
@@ -336,12 +336,23 @@ impl Database {
     /// Returns one result per document in request order; with
     /// `new_edits: false`, only the refused documents (as CouchDB). A
     /// malformed document fails the whole call, as does `new_edits: false`
-    /// without a revision.
+    /// without a revision, unless [`BulkOptions::per_doc_errors`] is set.
     pub fn bulk_docs(&self, docs: Vec<Value>, opts: BulkOptions) -> Result<Vec<BulkResult>> {
         if docs.is_empty() {
             return Ok(Vec::new());
         }
-        let prepared = write::prepare(docs, opts, self.shared.options.max_document_size)?;
+        let mut slots = Vec::with_capacity(docs.len());
+        let mut prepared = Vec::with_capacity(docs.len());
+        for p in write::prepare(docs, opts, self.shared.options.max_document_size) {
+            match p {
+                Ok(p) => {
+                    prepared.push(p);
+                    slots.push(None);
+                }
+                Err(BulkResult::Error { error, .. }) if !opts.per_doc_errors => return Err(error),
+                Err(refused) => slots.push(Some(refused)),
+            }
+        }
         let validator = self
             .shared
             .validator
@@ -353,7 +364,9 @@ impl Database {
             validator: validator.as_deref(),
             user: &self.user,
         };
-        let (results, events) = {
+        let (written, events) = if prepared.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
             let _writer = self
                 .shared
                 .write_lock
@@ -361,6 +374,17 @@ impl Database {
                 .unwrap_or_else(|p| p.into_inner());
             let generation = self.shared.current();
             generation.write(|txn, t| write::write_batch(txn, t, &prepared, &ctx))?
+        };
+        let results = if opts.new_edits {
+            // One result per written document: fill the slots in order.
+            let mut written = written.into_iter();
+            slots
+                .into_iter()
+                .map(|slot| slot.or_else(|| written.next()))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| Error::Corrupt("bulk write lost a result".into()))?
+        } else {
+            slots.into_iter().flatten().chain(written).collect()
         };
         self.publish(events);
         Ok(results)

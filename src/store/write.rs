@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use heed::RwTxn;
+use heed::{PutFlags, RwTxn};
 use rayon::prelude::*;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
@@ -26,18 +26,34 @@ pub struct BulkOptions {
     /// `false`: replication, revisions and their `_revisions` ancestry are
     /// inserted as given and may create conflicts.
     pub new_edits: bool,
+    /// `false` (default, CouchDB's behaviour): one malformed document fails
+    /// the whole call. `true`: it gets an error result of its own and the
+    /// others are written (bulk imports).
+    pub per_doc_errors: bool,
 }
 
 impl Default for BulkOptions {
     fn default() -> Self {
-        BulkOptions { new_edits: true }
+        BulkOptions {
+            new_edits: true,
+            per_doc_errors: false,
+        }
     }
 }
 
 impl BulkOptions {
     /// Options for replicated writes (`new_edits: false`).
     pub fn replicated() -> BulkOptions {
-        BulkOptions { new_edits: false }
+        BulkOptions {
+            new_edits: false,
+            ..BulkOptions::default()
+        }
+    }
+
+    /// Sets [`BulkOptions::per_doc_errors`].
+    pub fn per_doc_errors(mut self, on: bool) -> BulkOptions {
+        self.per_doc_errors = on;
+        self
     }
 }
 
@@ -106,14 +122,40 @@ pub(crate) struct Prepared {
 /// Batches at least this large are prepared on the rayon pool.
 const PARALLEL_PREPARE: usize = 64;
 
-/// Validates and serialises documents. The first invalid document fails the
-/// whole batch, as CouchDB's `_bulk_docs` does.
+/// Validates and serialises documents, one result per document; a refused
+/// document's error result carries its `_id` when it has a string one.
 pub(crate) fn prepare(
     docs: Vec<Value>,
     opts: BulkOptions,
     max_doc_size: usize,
-) -> Result<Vec<Prepared>> {
-    let one = |doc: Value| -> Result<Prepared> {
+) -> Vec<std::result::Result<Prepared, BulkResult>> {
+    let one = |doc: Value| -> std::result::Result<Prepared, BulkResult> {
+        let raw_id = || {
+            doc.get("_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let id = if opts.per_doc_errors {
+            raw_id()
+        } else {
+            String::new()
+        };
+        prepare_one(doc, opts, max_doc_size).map_err(|error| BulkResult::Error {
+            id,
+            rev: None,
+            error,
+        })
+    };
+    if docs.len() >= PARALLEL_PREPARE {
+        docs.into_par_iter().map(one).collect()
+    } else {
+        docs.into_iter().map(one).collect()
+    }
+}
+
+fn prepare_one(doc: Value, opts: BulkOptions, max_doc_size: usize) -> Result<Prepared> {
+    {
         let doc = doc::split(doc, new_doc_id)?;
         let body = serde_json::to_vec(&doc.body).map_err(|e| Error::bad_request(e.to_string()))?;
         if body.len() > max_doc_size {
@@ -126,11 +168,6 @@ pub(crate) fn prepare(
         }
         let guess = Rev::next(doc.revs.first(), doc.deleted, &body);
         Ok(Prepared { doc, body, guess })
-    };
-    if docs.len() >= PARALLEL_PREPARE {
-        docs.into_par_iter().map(one).collect()
-    } else {
-        docs.into_iter().map(one).collect()
     }
 }
 
@@ -443,7 +480,14 @@ fn apply(
         }
     };
     let leaf_rev = tree.node(leaf).rev.clone();
-    t.bodies.put(txn, &body_key(doc_num, &leaf_rev), &p.body)?;
+    let body_key_new = body_key(doc_num, &leaf_rev);
+    if record.is_none() {
+        // A new document has the highest doc number: its key sorts last.
+        t.bodies
+            .put_with_flags(txn, PutFlags::APPEND, &body_key_new, &p.body)?;
+    } else {
+        t.bodies.put(txn, &body_key_new, &p.body)?;
+    }
     for node in tree.stem(usize::try_from(revs_limit).unwrap_or(usize::MAX)) {
         if node.has_body {
             t.bodies.delete(txn, &body_key(doc_num, &node.rev))?;
@@ -472,7 +516,9 @@ fn apply(
     counters.count_transition(record.as_ref().map(|r| r.tree.is_deleted()), deleted);
     counters.update_seq += 1;
     let seq = counters.update_seq;
-    t.by_seq.put(txn, &seq, p.doc.id.as_bytes())?;
+    // Seqs only grow, so the seq index is append-only.
+    t.by_seq
+        .put_with_flags(txn, PutFlags::APPEND, &seq, p.doc.id.as_bytes())?;
     let new_record = DocRecord {
         doc_num,
         seq,
