@@ -43,31 +43,25 @@ pub(crate) fn changes(db: &Path, since: u64, limit: Option<usize>, follow: bool)
         print_json(&db.changes(&query)?)?;
         return Ok(0);
     }
-    // Subscribe before reading, so nothing committed in between is missed.
+    // New changes wake us up when written by this process; writes by other
+    // processes are picked up by polling.
     let events = db.subscribe();
     let mut printed = 0usize;
-    let mut last = since;
-    for row in db.changes(&query)?.results {
-        last = row.seq;
-        print_json_line(&row)?;
-        printed += 1;
-    }
-    for event in events {
+    let mut since = since;
+    loop {
+        let mut page = ChangesQuery::new().since(Since::Seq(since));
+        page.limit = limit.map(|l| l - printed);
+        let resp = db.changes(&page)?;
+        for row in &resp.results {
+            print_json_line(row)?;
+            printed += 1;
+        }
+        since = resp.last_seq;
         if limit.is_some_and(|l| printed >= l) {
-            break;
+            return Ok(0);
         }
-        if event.seq <= last {
-            continue;
-        }
-        last = event.seq;
-        let mut row = json!({"seq": event.seq, "id": event.id, "changes": [{"rev": event.rev}]});
-        if event.deleted {
-            row["deleted"] = json!(true);
-        }
-        print_json_line(&row)?;
-        printed += 1;
+        let _ = events.recv_timeout(std::time::Duration::from_millis(250));
     }
-    Ok(0)
 }
 
 pub(crate) fn info(db: &Path) -> Result<i32> {

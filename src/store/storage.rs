@@ -83,6 +83,10 @@ pub(crate) fn heed_error(e: heed::Error) -> Error {
     }
 }
 
+fn is_map_resized(e: &heed::Error) -> bool {
+    matches!(e, heed::Error::Mdb(MdbError::MapResized))
+}
+
 fn is_map_full(e: &TxnError) -> bool {
     matches!(e, TxnError::Heed(heed::Error::Mdb(MdbError::MapFull)))
 }
@@ -158,9 +162,16 @@ impl Generation {
         &self,
         f: impl FnOnce(&RoTxn<'_, WithoutTls>, &Tables) -> TxnResult<T>,
     ) -> Result<T> {
-        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
-        let txn = self.env.read_txn().map_err(heed_error)?;
-        Ok(f(&txn, &self.tables)?)
+        loop {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            match self.env.read_txn() {
+                Ok(txn) => return Ok(f(&txn, &self.tables)?),
+                Err(e) if is_map_resized(&e) => {}
+                Err(e) => return Err(heed_error(e)),
+            }
+            drop(_gate);
+            self.adopt_map_size()?;
+        }
     }
 
     /// Runs `f` in a write transaction and commits it. When the map is full
@@ -172,14 +183,18 @@ impl Generation {
         mut f: impl FnMut(&mut RwTxn<'_>, &Tables) -> TxnResult<T>,
     ) -> Result<T> {
         loop {
-            let attempt = (|| {
-                let mut txn = self.env.write_txn()?;
-                let out = f(&mut txn, &self.tables)?;
-                txn.commit()?;
-                Ok(out)
-            })();
+            let attempt = {
+                let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+                (|| {
+                    let mut txn = self.env.write_txn()?;
+                    let out = f(&mut txn, &self.tables)?;
+                    txn.commit()?;
+                    Ok(out)
+                })()
+            };
             match attempt {
                 Err(e) if is_map_full(&e) => self.grow()?,
+                Err(TxnError::Heed(e)) if is_map_resized(&e) => self.adopt_map_size()?,
                 other => return other.map_err(Error::from),
             }
         }
@@ -193,6 +208,20 @@ impl Generation {
         // SAFETY: no transaction is open: writers are serialised by the caller
         // (which dropped its own), and the gate excludes every reader.
         unsafe { self.env.resize(new_size) }.map_err(heed_error)
+    }
+
+    /// Adopts a map size grown by another process (LMDB's `MDB_MAP_RESIZED`).
+    /// Polls for exclusive access instead of queueing for it, so a thread
+    /// that holds the gate shared (a validator reading inside a write) can
+    /// never deadlock against it.
+    fn adopt_map_size(&self) -> Result<()> {
+        loop {
+            if let Ok(_gate) = self.gate.try_write() {
+                // SAFETY: the gate is held exclusively: no transaction is open.
+                return unsafe { self.env.resize(0) }.map_err(heed_error);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     /// Bytes used by the data file on disk.
