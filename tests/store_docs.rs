@@ -287,6 +287,8 @@ fn bad_documents_are_typed_errors() {
     let long = "L".repeat(589);
     db.put(json!({ "_id": long })).unwrap();
     assert_eq!(get(&db, &long)["_id"], long);
+    let too_long = db.put(json!({ "_id": "L".repeat(5000) })).unwrap_err();
+    assert_eq!((too_long.status(), too_long.name()), (400, "illegal_docid"));
     assert_eq!(db.info().unwrap().doc_count, 2);
 }
 

@@ -302,3 +302,28 @@ pub(crate) fn remove_stale_generations(db_dir: &Path, keep: &str) -> Result<()> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_disk_and_full_map_are_storage_full() {
+        let enospc = heed::Error::Io(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        for e in [enospc, heed::Error::Mdb(MdbError::MapFull)] {
+            let e = heed_error(e);
+            assert_eq!((e.status(), e.name()), (507, "insufficient_storage"));
+        }
+        let other = heed_error(heed::Error::Io(std::io::Error::from_raw_os_error(
+            libc::EIO,
+        )));
+        assert_eq!(other.status(), 500);
+    }
+
+    #[test]
+    fn generation_names() {
+        assert_eq!(first_generation(), "store-0");
+        assert_eq!(next_generation("store-0"), "store-1");
+        assert_eq!(next_generation("store-41"), "store-42");
+    }
+}

@@ -154,9 +154,20 @@ pub(crate) fn prepare(
     }
 }
 
+/// Longest document id in bytes: ids are LMDB keys, limited to 1982 bytes
+/// with 4 KiB pages (heed's `longer-keys`); CouchDB has no fixed limit.
+pub(crate) const MAX_ID_BYTES: usize = 1900;
+
 fn prepare_one(doc: Value, opts: BulkOptions, max_doc_size: usize) -> Result<Prepared> {
     {
         let doc = doc::split(doc, new_doc_id)?;
+        if doc.id.len() > MAX_ID_BYTES {
+            return Err(Error::couch(
+                400,
+                "illegal_docid",
+                format!("Document id is longer than {MAX_ID_BYTES} bytes"),
+            ));
+        }
         let body = serde_json::to_vec(&doc.body).map_err(|e| Error::bad_request(e.to_string()))?;
         if body.len() > max_doc_size {
             return Err(Error::DocumentTooLarge(doc.id));
