@@ -41,7 +41,12 @@ pub(crate) fn run(db: &Path, file: &Path, batch_size: usize) -> Result<i32> {
             report(&progress, &format!("line {line}: bad_request: {reason}"));
         }
         failed += batch.bad.len() as u64;
-        let (lines, docs): (Vec<u64>, Vec<Value>) = batch.docs.into_iter().unzip();
+        let mut lines = Vec::with_capacity(batch.docs.len());
+        let mut docs = Vec::with_capacity(batch.docs.len());
+        for (line, doc) in batch.docs {
+            lines.push(line);
+            docs.push(doc);
+        }
         let results = db.bulk_docs(docs, BulkOptions::default().per_doc_errors(true))?;
         for (line, result) in lines.iter().zip(&results) {
             match result {
@@ -128,7 +133,7 @@ fn read_batches(
         let mut lines = Vec::with_capacity(batch_size);
         let mut bytes = 0u64;
         while lines.len() < batch_size {
-            let mut line = Vec::new();
+            let mut line = Vec::with_capacity(512);
             match reader.read_until(b'\n', &mut line) {
                 Ok(0) => break,
                 Ok(n) => {

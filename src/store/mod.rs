@@ -535,6 +535,10 @@ impl Database {
     /// Compacts the database: drops non-leaf revision bodies and rewrites the
     /// file without free pages. Reads and writes continue meanwhile (writers
     /// pause only for the final switch). Loses nothing; crash-safe.
+    ///
+    /// Handles in this process move to the compacted file; another process
+    /// that has the database open keeps the old file and must reopen it, so
+    /// compact while no other process is writing.
     pub fn compact(&self) -> Result<()> {
         compact::compact(&self.shared)
     }

@@ -229,7 +229,7 @@ pub(crate) fn write_batch(
     let mut counters = Counters::load(txn, t)?;
     let revs_limit = meta::revs_limit(txn, t)?;
     let mut results: Vec<Option<BulkResult>> = (0..docs.len()).map(|_| None).collect();
-    let mut events = Vec::new();
+    let mut events = Vec::with_capacity(docs.len());
     let mut buf = Vec::new();
     for round in rounds(docs) {
         let mut plans = Vec::with_capacity(round.len());
@@ -278,12 +278,16 @@ pub(crate) fn write_batch(
         }
     }
     counters.store(txn, t)?;
-    let results = results
-        .into_iter()
-        .map(|r| r.expect("every document has a result"))
-        .filter(|r| ctx.new_edits || r.is_error())
-        .collect();
-    Ok((results, events))
+    // Sized up front: these vectors are large for bulk loads, and growing
+    // them by reallocation shows up in profiles.
+    let mut out = Vec::with_capacity(if ctx.new_edits { results.len() } else { 0 });
+    out.extend(
+        results
+            .into_iter()
+            .map(|r| r.expect("every document has a result"))
+            .filter(|r| ctx.new_edits || r.is_error()),
+    );
+    Ok((out, events))
 }
 
 fn refused(p: &Prepared, error: Error, new_edits: bool) -> BulkResult {
