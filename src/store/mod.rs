@@ -51,7 +51,7 @@ pub use changes::{
 };
 pub use doc::{validate_doc_id, DESIGN_PREFIX, LOCAL_PREFIX};
 pub use meta::DEFAULT_REVS_LIMIT;
-pub use read::{OpenRev, OpenRevs, ReadOptions};
+pub use read::{OpenRev, OpenRevs, ReadOptions, RevsDiff};
 pub use revs::Rev;
 pub use validate::{UpdateValidator, UserCtx, ValidationRequest};
 pub use write::{BulkOptions, BulkResult, DocUpdate};
@@ -432,6 +432,32 @@ impl Database {
         latest: bool,
     ) -> Result<Vec<OpenRev>> {
         self.read(|txn, t| read::open_revs(txn, t, id, which, revs, latest))
+    }
+
+    /// `POST /{db}/_revs_diff`: for each document, the asked revisions the
+    /// database lacks and the leaves that may be their ancestors. Documents
+    /// missing nothing are left out. `_missing_revs` is the `missing` part.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = settee::Database::create(dir.path().join("db")).unwrap();
+    /// use settee::Rev;
+    /// let r = db.put(serde_json::json!({"_id": "a"})).unwrap();
+    /// let ask = vec![("a".to_owned(), vec![Rev::parse(&r.rev).unwrap(), Rev::parse("2-x").unwrap()])];
+    /// let diff = db.revs_diff(&ask).unwrap();
+    /// assert_eq!(diff[0].1.missing, ["2-x"]);
+    /// assert_eq!(diff[0].1.possible_ancestors, [r.rev]);
+    /// ```
+    pub fn revs_diff(&self, revs: &[(String, Vec<Rev>)]) -> Result<Vec<(String, RevsDiff)>> {
+        self.read(|txn, t| {
+            let mut out = Vec::new();
+            for (id, asked) in revs {
+                if let Some(diff) = read::revs_diff(txn, t, id, asked)? {
+                    out.push((id.clone(), diff));
+                }
+            }
+            Ok(out)
+        })
     }
 
     /// Writes a `_local/` document; `body` may carry `_rev: "0-N"`.
