@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use super::doc::{self, IncomingDoc, DESIGN_PREFIX};
 use super::local;
 use super::meta::{self, Counters};
+use super::read;
 use super::record::{body_key, DocRecord};
 use super::revs::{Rev, RevTree};
 use super::storage::{Tables, TxnResult};
@@ -321,13 +322,6 @@ fn rounds(docs: &[Prepared]) -> Vec<Vec<usize>> {
     rounds
 }
 
-fn load_record(txn: &RwTxn<'_>, t: &Tables, id: &str) -> TxnResult<Option<DocRecord>> {
-    match t.docs.get(txn, id.as_bytes())? {
-        Some(bytes) => Ok(Some(DocRecord::decode(bytes)?)),
-        None => Ok(None),
-    }
-}
-
 /// Applies CouchDB's update rules to one document. The outer error aborts
 /// the transaction; the inner one refuses this document only.
 fn plan(
@@ -337,7 +331,7 @@ fn plan(
     p: &Prepared,
     new_edits: bool,
 ) -> TxnResult<Result<Plan>> {
-    let record = load_record(txn, t, &p.doc.id)?;
+    let record = read::record(txn, t, &p.doc.id)?;
     let mut tree = record.as_ref().map(|r| r.tree.clone()).unwrap_or_default();
     let deleted = p.doc.deleted;
     if !new_edits {
