@@ -666,6 +666,21 @@ fn handles_share_one_environment() {
     // Reopening after every handle is gone works, with the data intact.
     let d = Database::open(&path).unwrap();
     assert_eq!(d.info().unwrap().update_seq, 1);
+    // A directory holding other files is not taken over.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(other.join("store-old")).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    assert_eq!(
+        err_of(Database::create(&other).unwrap_err()).1,
+        "bad_request"
+    );
+    assert!(other.join("store-old").exists());
+    // Leftovers of an interrupted creation are cleaned up.
+    let crashed = dir.path().join("crashed");
+    std::fs::create_dir_all(crashed.join("store-0")).unwrap();
+    std::fs::create_dir_all(crashed.join("store-7")).unwrap();
+    Database::create(&crashed).unwrap();
+    assert!(!crashed.join("store-7").exists());
 }
 
 #[test]

@@ -174,3 +174,30 @@ fn compaction_runs_while_reading_and_writing() {
     assert_eq!(changes.results.len() as u64, written);
     assert!(changes.results.windows(2).all(|w| w[0].seq < w[1].seq));
 }
+
+#[test]
+fn interrupted_compaction_leaves_the_old_generation_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let db = Database::create(&path).unwrap();
+        db.put(json!({"_id": "kept", "v": 1})).unwrap();
+    }
+    // What a crash between the copy and the switch of CURRENT leaves behind:
+    // a half-written next generation.
+    std::fs::create_dir_all(path.join("store-1")).unwrap();
+    std::fs::write(path.join("store-1").join("data.mdb"), b"partial copy").unwrap();
+    std::fs::write(path.join("CURRENT.tmp"), b"store-1\n").unwrap();
+    let db = Database::open(&path).unwrap();
+    assert_eq!(db.get("kept", &ReadOptions::default()).unwrap()["v"], 1);
+    assert!(!path.join("store-1").exists());
+    db.put(json!({"_id": "more"})).unwrap();
+    db.compact().unwrap();
+    assert_eq!(db.info().unwrap().doc_count, 2);
+    assert_eq!(
+        std::fs::read_to_string(path.join("CURRENT"))
+            .unwrap()
+            .trim(),
+        "store-1"
+    );
+}

@@ -222,6 +222,7 @@ impl Database {
             _ => {}
         }
         if !exists {
+            storage::check_creatable(dir)?;
             std::fs::create_dir_all(dir)?;
         }
         let path = dir.canonicalize()?;

@@ -289,15 +289,42 @@ pub(crate) fn first_generation() -> String {
     format!("{GENERATION_PREFIX}0")
 }
 
+/// Whether a directory entry name is a generation (`store-<n>`).
+fn is_generation(name: &str) -> bool {
+    name.strip_prefix(GENERATION_PREFIX)
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Removes generation directories other than `keep`: leftovers of a crash
-/// during compaction or of a replaced generation.
+/// during compaction or creation, or of a replaced generation.
 pub(crate) fn remove_stale_generations(db_dir: &Path, keep: &str) -> Result<()> {
     for entry in fs::read_dir(db_dir)? {
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.starts_with(GENERATION_PREFIX) && name != keep && entry.file_type()?.is_dir() {
+        if is_generation(name) && name != keep && entry.file_type()?.is_dir() {
             fs::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks that a new database may be created in `dir`: it holds nothing
+/// but leftovers of an interrupted creation.
+pub(crate) fn check_creatable(dir: &Path) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    for entry in entries {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if !is_generation(&name) && name != format!("{CURRENT_FILE}.tmp") {
+            return Err(Error::bad_request(format!(
+                "{} is not empty and holds no settee database",
+                dir.display()
+            )));
         }
     }
     Ok(())
