@@ -283,6 +283,11 @@ fn bad_documents_are_typed_errors() {
         err_of(db.put(huge).unwrap_err()),
         (413, "document_too_large".into(), "huge".into())
     );
+    let huge = json!({"data": "x".repeat(8_100_000)});
+    assert_eq!(
+        err_of(db.put(huge).unwrap_err()),
+        (413, "document_too_large".into(), String::new())
+    );
     // A long id is fine.
     let long = "L".repeat(589);
     db.put(json!({ "_id": long })).unwrap();

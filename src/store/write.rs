@@ -131,16 +131,10 @@ pub(crate) fn prepare(
     max_doc_size: usize,
 ) -> Vec<std::result::Result<Prepared, BulkResult>> {
     let one = |doc: Value| -> std::result::Result<Prepared, BulkResult> {
-        let raw_id = || {
-            doc.get("_id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let id = if opts.per_doc_errors {
-            raw_id()
-        } else {
-            String::new()
+        // Only needed to label a refused document.
+        let id = match (opts.per_doc_errors, doc.get("_id")) {
+            (true, Some(Value::String(id))) => id.clone(),
+            _ => String::new(),
         };
         prepare_one(doc, opts, max_doc_size).map_err(|error| BulkResult::Error {
             id,
@@ -160,27 +154,31 @@ pub(crate) fn prepare(
 pub(crate) const MAX_ID_BYTES: usize = 1900;
 
 fn prepare_one(doc: Value, opts: BulkOptions, max_doc_size: usize) -> Result<Prepared> {
-    {
-        let doc = doc::split(doc, new_doc_id)?;
-        if doc.id.len() > MAX_ID_BYTES {
-            return Err(Error::couch(
-                400,
-                "illegal_docid",
-                format!("Document id is longer than {MAX_ID_BYTES} bytes"),
-            ));
-        }
-        let body = serde_json::to_vec(&doc.body).map_err(|e| Error::bad_request(e.to_string()))?;
-        if body.len() > max_doc_size {
-            return Err(Error::DocumentTooLarge(doc.id));
-        }
-        if !opts.new_edits && doc.revs.is_empty() && !doc.is_local() {
-            return Err(Error::bad_request(
-                "When `new_edits: false`, the document needs `_rev` or `_revisions` specified",
-            ));
-        }
-        let guess = Rev::next(doc.revs.first(), doc.deleted, &body);
-        Ok(Prepared { doc, body, guess })
+    let has_id = doc.get("_id").is_some();
+    let doc = doc::split(doc, new_doc_id)?;
+    if doc.id.len() > MAX_ID_BYTES {
+        return Err(Error::couch(
+            400,
+            "illegal_docid",
+            format!("Document id is longer than {MAX_ID_BYTES} bytes"),
+        ));
     }
+    let body = serde_json::to_vec(&doc.body).map_err(|e| Error::bad_request(e.to_string()))?;
+    if body.len() > max_doc_size {
+        // CouchDB names the document, or nothing when it had no `_id`.
+        return Err(Error::DocumentTooLarge(if has_id {
+            doc.id
+        } else {
+            String::new()
+        }));
+    }
+    if !opts.new_edits && doc.revs.is_empty() && !doc.is_local() {
+        return Err(Error::bad_request(
+            "When `new_edits: false`, the document needs `_rev` or `_revisions` specified",
+        ));
+    }
+    let guess = Rev::next(doc.revs.first(), doc.deleted, &body);
+    Ok(Prepared { doc, body, guess })
 }
 
 /// A fresh document id (CouchDB's server-generated uuid): 32 hex digits,
