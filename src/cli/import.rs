@@ -109,6 +109,7 @@ fn progress_bar(total_bytes: Option<u64>) -> Option<ProgressBar> {
             pb
         }
     };
+    pb.set_message("0 docs");
     pb.enable_steady_tick(Duration::from_millis(200));
     Some(pb)
 }
