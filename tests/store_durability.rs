@@ -13,6 +13,21 @@ fn map_grows_on_demand_from_one_mebibyte() {
     let dir = tempfile::tempdir().unwrap();
     let opts = StoreOptions::default().initial_map_size(1 << 20);
     let db = Database::open_with(dir.path().join("db"), OpenMode::Create, opts).unwrap();
+    db.put(json!({"_id": "probe"})).unwrap();
+    // Readers keep going while the writer grows the map under them.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (db, stop) = (db.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                db.get("probe", &ReadOptions::default()).unwrap();
+                db.changes(&ChangesQuery::new().limit(3)).unwrap();
+                reads += 1;
+            }
+            reads
+        })
+    };
     let filler = "x".repeat(2000);
     // ~12 MB in batches, far beyond the 1 MiB map.
     for batch in 0..30 {
@@ -25,8 +40,10 @@ fn map_grows_on_demand_from_one_mebibyte() {
     // A single document larger than the current map also fits after growth.
     db.put(json!({"_id": "big", "fill": "y".repeat(4_000_000)}))
         .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    assert!(reader.join().unwrap() > 0);
     let info = db.info().unwrap();
-    assert_eq!((info.doc_count, info.update_seq), (6001, 6001));
+    assert_eq!((info.doc_count, info.update_seq), (6002, 6002));
     assert!(info.sizes.file > 12 << 20);
     assert_eq!(
         db.get("d029-199", &ReadOptions::default()).unwrap()["fill"],
