@@ -78,6 +78,10 @@ pub(crate) fn heed_error(e: heed::Error) -> Error {
         heed::Error::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
             Error::StorageFull("no space left on device".into())
         }
+        // The file may not grow further (RLIMIT_FSIZE or a file system limit).
+        heed::Error::Io(io) if io.raw_os_error() == Some(libc::EFBIG) => {
+            Error::StorageFull("the data file may not grow further".into())
+        }
         heed::Error::Io(io) => Error::Io(io),
         other => Error::Corrupt(format!("LMDB: {other}")),
     }
@@ -195,6 +199,13 @@ impl Generation {
             match attempt {
                 Err(e) if is_map_full(&e) => self.grow()?,
                 Err(TxnError::Heed(e)) if is_map_resized(&e) => self.adopt_map_size()?,
+                Err(TxnError::Heed(heed::Error::Io(io)))
+                    if io.raw_os_error() == Some(libc::EIO) && self.storage_exhausted() =>
+                {
+                    return Err(Error::StorageFull(
+                        "no space left for the data file (short write)".into(),
+                    ))
+                }
                 other => return other.map_err(Error::from),
             }
         }
@@ -222,6 +233,31 @@ impl Generation {
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+    }
+
+    /// Whether the data file cannot grow: LMDB reports a short write as
+    /// `EIO`, so a full disk (or a reached file size limit) is told apart
+    /// from a failing one by looking at the free space and the limit.
+    fn storage_exhausted(&self) -> bool {
+        /// Less free space than this counts as full (one large transaction).
+        const LOW_SPACE: u64 = 64 << 20;
+        let file_size = fs::metadata(self.dir.join("data.mdb")).map_or(0, |m| m.len());
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into a valid struct.
+        let limited = unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim) } == 0
+            && lim.rlim_cur != libc::RLIM_INFINITY
+            && file_size + LOW_SPACE >= lim.rlim_cur;
+        let Ok(path) = std::ffi::CString::new(self.dir.as_os_str().as_encoded_bytes()) else {
+            return limited;
+        };
+        // SAFETY: statvfs reads a NUL-terminated path and writes into a valid struct.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        let low_disk = unsafe { libc::statvfs(path.as_ptr(), &mut st) } == 0
+            && (st.f_bavail as u64).saturating_mul(st.f_frsize as u64) < LOW_SPACE;
+        limited || low_disk
     }
 
     /// Bytes used by the data file on disk.
@@ -337,7 +373,8 @@ mod tests {
     #[test]
     fn full_disk_and_full_map_are_storage_full() {
         let enospc = heed::Error::Io(std::io::Error::from_raw_os_error(libc::ENOSPC));
-        for e in [enospc, heed::Error::Mdb(MdbError::MapFull)] {
+        let efbig = heed::Error::Io(std::io::Error::from_raw_os_error(libc::EFBIG));
+        for e in [enospc, efbig, heed::Error::Mdb(MdbError::MapFull)] {
             let e = heed_error(e);
             assert_eq!((e.status(), e.name()), (507, "insufficient_storage"));
         }
