@@ -338,6 +338,28 @@ impl Database {
     /// `new_edits: false`, only the refused documents (as CouchDB). A
     /// malformed document fails the whole call, as does `new_edits: false`
     /// without a revision, unless [`BulkOptions::per_doc_errors`] is set.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{BulkOptions, Database};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// let res = db
+    ///     .bulk_docs(vec![json!({"_id": "a"}), json!({"_id": "a"})], BulkOptions::default())
+    ///     .unwrap();
+    /// let body = serde_json::to_value(&res).unwrap();
+    /// assert_eq!(body[0]["ok"], true);
+    /// // The second edit of "a" in the same request has no `_rev`: a conflict.
+    /// assert_eq!(body[1]["error"], "conflict");
+    ///
+    /// // Replication: revisions are kept as given, branches become conflicts.
+    /// let branch = json!({"_id": "a", "_rev": "1-zzz", "v": 2});
+    /// assert!(db.bulk_docs(vec![branch], BulkOptions::replicated()).unwrap().is_empty());
+    /// let doc = db.get("a", &settee::ReadOptions::default().conflicts(true)).unwrap();
+    /// assert_eq!(doc["_rev"], "1-zzz");
+    /// assert_eq!(doc["_conflicts"].as_array().unwrap().len(), 1);
+    /// ```
     pub fn bulk_docs(&self, docs: Vec<Value>, opts: BulkOptions) -> Result<Vec<BulkResult>> {
         if docs.is_empty() {
             return Ok(Vec::new());
@@ -490,6 +512,20 @@ impl Database {
     }
 
     /// Lists live documents by id (`GET /{db}/_all_docs`).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{AllDocsQuery, BulkOptions, Database};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// let docs = ["b", "a", "c"].iter().map(|id| json!({ "_id": id })).collect();
+    /// db.bulk_docs(docs, BulkOptions::default()).unwrap();
+    /// let page = db.all_docs(&AllDocsQuery::new().start_key("b").limit(1)).unwrap();
+    /// assert_eq!((page.total_rows, page.offset), (3, Some(1)));
+    /// let rows = serde_json::to_value(&page.rows).unwrap();
+    /// assert_eq!(rows[0]["id"], "b");
+    /// ```
     pub fn all_docs(&self, q: &AllDocsQuery) -> Result<AllDocsResponse> {
         self.read(|txn, t| all_docs::all_docs(txn, t, q))
     }
@@ -500,6 +536,23 @@ impl Database {
     }
 
     /// Reads the changes feed (`GET /{db}/_changes`, normal feed).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{ChangesQuery, Database, Since};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// let a = db.put(json!({"_id": "a"})).unwrap();
+    /// db.put(json!({"_id": "b"})).unwrap();
+    /// db.put(json!({"_id": "a", "_rev": a.rev, "v": 2})).unwrap();
+    /// // Each document once, at its latest change.
+    /// let feed = db.changes(&ChangesQuery::new()).unwrap();
+    /// let order: Vec<_> = feed.results.iter().map(|r| (r.seq, r.id.as_str())).collect();
+    /// assert_eq!(order, [(2, "b"), (3, "a")]);
+    /// let next = db.changes(&ChangesQuery::new().since(Since::Seq(feed.last_seq))).unwrap();
+    /// assert!(next.results.is_empty());
+    /// ```
     pub fn changes(&self, q: &ChangesQuery) -> Result<ChangesResponse> {
         self.read(|txn, t| changes::changes(txn, t, q))
     }
