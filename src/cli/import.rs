@@ -1,6 +1,7 @@
 //! `settee import`: bulk-load JSON lines. A reader thread splits the input
-//! into batches and parses them on the rayon pool while the main thread
-//! writes the previous batch in one transaction.
+//! into batches, parses and prepares them (validation, serialisation,
+//! revision hashing) on the rayon pool while the main thread writes the
+//! previous batch in one transaction.
 
 use std::io::{BufRead, BufReader, IsTerminal, Read};
 use std::path::Path;
@@ -9,14 +10,15 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde_json::{json, Value};
-use settee::{BulkOptions, BulkResult, Database, Result};
+use settee::{BulkOptions, BulkResult, Database, PreparedBatch, Result};
 
 use super::print_json;
 
-/// A parsed batch: documents with their line numbers, the lines that did not
-/// parse, and how many input bytes it covers.
+/// A prepared batch: the documents' line numbers, the documents ready to
+/// write, the lines that did not parse, and how many input bytes it covers.
 struct Batch {
-    docs: Vec<(u64, Value)>,
+    lines: Vec<u64>,
+    docs: PreparedBatch,
     bad: Vec<(u64, String)>,
     bytes: u64,
 }
@@ -32,8 +34,11 @@ pub(crate) fn run(db: &Path, file: &Path, batch_size: usize) -> Result<i32> {
     let db = Database::open_or_create(db)?;
     let progress = progress_bar(total_bytes);
     let started = Instant::now();
-    let (tx, rx) = crossbeam_channel::bounded::<std::io::Result<Batch>>(2);
-    let reader = std::thread::spawn(move || read_batches(input, batch_size, &tx));
+    let (tx, rx) = crossbeam_channel::bounded::<Result<Batch>>(1);
+    let reader = {
+        let db = db.clone();
+        std::thread::spawn(move || read_batches(&db, input, batch_size, &tx))
+    };
     let (mut imported, mut failed) = (0u64, 0u64);
     for batch in rx {
         let batch = batch?;
@@ -41,14 +46,8 @@ pub(crate) fn run(db: &Path, file: &Path, batch_size: usize) -> Result<i32> {
             report(&progress, &format!("line {line}: bad_request: {reason}"));
         }
         failed += batch.bad.len() as u64;
-        let mut lines = Vec::with_capacity(batch.docs.len());
-        let mut docs = Vec::with_capacity(batch.docs.len());
-        for (line, doc) in batch.docs {
-            lines.push(line);
-            docs.push(doc);
-        }
-        let results = db.bulk_docs(docs, BulkOptions::default().per_doc_errors(true))?;
-        for (line, result) in lines.iter().zip(&results) {
+        let results = db.write_prepared(batch.docs)?;
+        for (line, result) in batch.lines.iter().zip(&results) {
             match result {
                 BulkResult::Ok(_) => imported += 1,
                 BulkResult::Error { id, error, .. } => {
@@ -121,12 +120,13 @@ fn report(progress: &Option<ProgressBar>, msg: &str) {
     }
 }
 
-/// Reads `batch_size` lines at a time, parses them in parallel and sends the
-/// batches; stops early if the receiver is gone.
+/// Reads `batch_size` lines at a time, parses and prepares them in
+/// parallel and sends the batches; stops early if the receiver is gone.
 fn read_batches(
+    db: &Database,
     input: Box<dyn Read + Send>,
     batch_size: usize,
-    tx: &crossbeam_channel::Sender<std::io::Result<Batch>>,
+    tx: &crossbeam_channel::Sender<Result<Batch>>,
 ) {
     let mut reader = BufReader::with_capacity(1 << 20, input);
     let mut line_no = 0u64;
@@ -145,7 +145,7 @@ fn read_batches(
                     }
                 }
                 Err(e) => {
-                    let _ = tx.send(Err(e));
+                    let _ = tx.send(Err(e.into()));
                     return;
                 }
             }
@@ -162,18 +162,27 @@ fn read_batches(
                 )
             })
             .collect();
-        let mut batch = Batch {
-            docs: Vec::with_capacity(parsed.len()),
-            bad: Vec::new(),
-            bytes,
-        };
+        let mut numbers = Vec::with_capacity(parsed.len());
+        let mut docs = Vec::with_capacity(parsed.len());
+        let mut bad = Vec::new();
         for (n, r) in parsed {
             match r {
-                Ok(doc) => batch.docs.push((n, doc)),
-                Err(e) => batch.bad.push((n, e)),
+                Ok(doc) => {
+                    numbers.push(n);
+                    docs.push(doc);
+                }
+                Err(e) => bad.push((n, e)),
             }
         }
-        if tx.send(Ok(batch)).is_err() {
+        let batch = db
+            .prepare_bulk(docs, BulkOptions::default().per_doc_errors(true))
+            .map(|docs| Batch {
+                lines: numbers,
+                docs,
+                bad,
+                bytes,
+            });
+        if tx.send(batch).is_err() {
             return;
         }
     }

@@ -140,6 +140,27 @@ pub struct DbInfo {
     pub compact_running: bool,
 }
 
+/// Documents validated and serialised by [`Database::prepare_bulk`], ready
+/// for [`Database::write_prepared`].
+pub struct PreparedBatch {
+    opts: BulkOptions,
+    /// Per input document: its refusal, or `None` when it is in `prepared`.
+    slots: Vec<Option<BulkResult>>,
+    prepared: Vec<write::Prepared>,
+}
+
+impl std::fmt::Debug for PreparedBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedBatch")
+            .field("docs", &self.slots.len())
+            .field(
+                "refused",
+                &self.slots.iter().filter(|s| s.is_some()).count(),
+            )
+            .finish()
+    }
+}
+
 /// State shared by every handle on one database directory in this process.
 pub(crate) struct Shared {
     path: PathBuf,
@@ -361,9 +382,14 @@ impl Database {
     /// assert_eq!(doc["_conflicts"].as_array().unwrap().len(), 1);
     /// ```
     pub fn bulk_docs(&self, docs: Vec<Value>, opts: BulkOptions) -> Result<Vec<BulkResult>> {
-        if docs.is_empty() {
-            return Ok(Vec::new());
-        }
+        self.write_prepared(self.prepare_bulk(docs, opts)?)
+    }
+
+    /// The first half of [`Database::bulk_docs`]: validates the documents,
+    /// serialises their bodies and computes their revisions (in parallel),
+    /// without touching the database. Bulk loaders prepare the next batch
+    /// while the previous one is written by [`Database::write_prepared`].
+    pub fn prepare_bulk(&self, docs: Vec<Value>, opts: BulkOptions) -> Result<PreparedBatch> {
         let mut slots = Vec::with_capacity(docs.len());
         let mut prepared = Vec::with_capacity(docs.len());
         for p in write::prepare(docs, opts, self.shared.options.max_document_size) {
@@ -376,6 +402,21 @@ impl Database {
                 Err(refused) => slots.push(Some(refused)),
             }
         }
+        Ok(PreparedBatch {
+            opts,
+            slots,
+            prepared,
+        })
+    }
+
+    /// The second half of [`Database::bulk_docs`]: writes a prepared batch
+    /// in one transaction and returns the per-document results.
+    pub fn write_prepared(&self, batch: PreparedBatch) -> Result<Vec<BulkResult>> {
+        let PreparedBatch {
+            opts,
+            slots,
+            prepared,
+        } = batch;
         let validator = self
             .shared
             .validator
