@@ -27,6 +27,6 @@ pub use error::{Error, Result};
 pub use store::{
     AllDocsQuery, AllDocsResponse, AllDocsRow, BulkOptions, BulkResult, ChangeEvent, ChangeRev,
     ChangeRow, ChangesFilter, ChangesQuery, ChangesResponse, ChangesStyle, Database, DbInfo,
-    DbSizes, DocUpdate, IndexChange, OpenMode, OpenRev, OpenRevs, ReadOptions, Rev, Since,
-    StoreOptions, UpdateValidator, UserCtx, ValidationRequest,
+    DbSizes, DocUpdate, IndexChange, OpenMode, OpenRev, OpenRevs, PreparedBatch, ReadOptions, Rev,
+    RevsDiff, Since, StoreOptions, UpdateValidator, UserCtx, ValidationRequest,
 };

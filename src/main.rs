@@ -1,6 +1,12 @@
 //! The `settee` command line.
 
+mod cli;
+
+// Bulk imports allocate and free many small JSON values across threads,
+// where mimalloc is much faster than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
-    eprintln!("settee: no commands yet");
-    std::process::exit(2);
+    std::process::exit(cli::run());
 }

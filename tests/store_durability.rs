@@ -13,6 +13,21 @@ fn map_grows_on_demand_from_one_mebibyte() {
     let dir = tempfile::tempdir().unwrap();
     let opts = StoreOptions::default().initial_map_size(1 << 20);
     let db = Database::open_with(dir.path().join("db"), OpenMode::Create, opts).unwrap();
+    db.put(json!({"_id": "probe"})).unwrap();
+    // Readers keep going while the writer grows the map under them.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (db, stop) = (db.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                db.get("probe", &ReadOptions::default()).unwrap();
+                db.changes(&ChangesQuery::new().limit(3)).unwrap();
+                reads += 1;
+            }
+            reads
+        })
+    };
     let filler = "x".repeat(2000);
     // ~12 MB in batches, far beyond the 1 MiB map.
     for batch in 0..30 {
@@ -25,8 +40,10 @@ fn map_grows_on_demand_from_one_mebibyte() {
     // A single document larger than the current map also fits after growth.
     db.put(json!({"_id": "big", "fill": "y".repeat(4_000_000)}))
         .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    assert!(reader.join().unwrap() > 0);
     let info = db.info().unwrap();
-    assert_eq!((info.doc_count, info.update_seq), (6001, 6001));
+    assert_eq!((info.doc_count, info.update_seq), (6002, 6002));
     assert!(info.sizes.file > 12 << 20);
     assert_eq!(
         db.get("d029-199", &ReadOptions::default()).unwrap()["fill"],
@@ -173,4 +190,31 @@ fn compaction_runs_while_reading_and_writing() {
         .unwrap();
     assert_eq!(changes.results.len() as u64, written);
     assert!(changes.results.windows(2).all(|w| w[0].seq < w[1].seq));
+}
+
+#[test]
+fn interrupted_compaction_leaves_the_old_generation_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let db = Database::create(&path).unwrap();
+        db.put(json!({"_id": "kept", "v": 1})).unwrap();
+    }
+    // What a crash between the copy and the switch of CURRENT leaves behind:
+    // a half-written next generation.
+    std::fs::create_dir_all(path.join("store-1")).unwrap();
+    std::fs::write(path.join("store-1").join("data.mdb"), b"partial copy").unwrap();
+    std::fs::write(path.join("CURRENT.tmp"), b"store-1\n").unwrap();
+    let db = Database::open(&path).unwrap();
+    assert_eq!(db.get("kept", &ReadOptions::default()).unwrap()["v"], 1);
+    assert!(!path.join("store-1").exists());
+    db.put(json!({"_id": "more"})).unwrap();
+    db.compact().unwrap();
+    assert_eq!(db.info().unwrap().doc_count, 2);
+    assert_eq!(
+        std::fs::read_to_string(path.join("CURRENT"))
+            .unwrap()
+            .trim(),
+        "store-1"
+    );
 }
