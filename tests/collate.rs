@@ -262,7 +262,7 @@ fn golden_family_a_range_queries() {
     let lines = golden_support::golden_lines("A_");
     let steps: Vec<&Value> = lines.iter().map(|(_, step)| step).collect();
     // The complete map rows of each scenario, from its first full listings.
-    let mut full: HashMap<(String, Collation), Vec<(Value, String, Value)>> = HashMap::new();
+    let mut full: HashMap<(String, Collation), golden_support::index::Emits> = HashMap::new();
     for step in &steps {
         let path = step["req"]["path"].as_str().expect("path");
         let Some((_, view)) = view_of(path) else {

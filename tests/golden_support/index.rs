@@ -7,6 +7,9 @@ use serde_json::{json, Value};
 use settee::collate::{position_after, position_before, row_key, Collation};
 use settee::view::reduce::{group_key, same_group, BuiltinReducer, GroupLevel, Reduction};
 
+/// Map rows as emitted: `(key, doc id, value)`.
+pub type Emits = Vec<(Value, String, Value)>;
+
 /// One map row and its index bytes.
 pub struct Row {
     pub bytes: Vec<u8>,
@@ -22,11 +25,11 @@ pub struct Index {
 }
 
 impl Index {
-    pub fn new(emits: Vec<(Value, String, Value)>) -> Index {
+    pub fn new(emits: Emits) -> Index {
         Index::with_collation(Collation::Unicode, emits)
     }
 
-    pub fn with_collation(collation: Collation, emits: Vec<(Value, String, Value)>) -> Index {
+    pub fn with_collation(collation: Collation, emits: Emits) -> Index {
         let mut rows: Vec<Row> = emits
             .into_iter()
             .enumerate()
