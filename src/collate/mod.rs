@@ -130,6 +130,7 @@ mod encoding;
 mod han;
 mod icu;
 mod index_key;
+mod key_cache;
 mod number;
 mod order;
 mod rules;
