@@ -1,11 +1,11 @@
 //! An in-memory view index: what the view engine does, minus LMDB.
 //!
 //! Rows are sorted by the collation row encoding, ranges are cut with the
-//! collate position helpers, and reduce groups are formed with `same_group`.
+//! collate position helpers, and reduce groups are formed by `ReduceGroups`.
 
 use serde_json::{json, Value};
 use settee::collate::{position_after, position_before, row_key, Collation};
-use settee::view::reduce::{group_key, same_group, BuiltinReducer, GroupLevel, Reduction};
+use settee::view::reduce::{BuiltinReducer, GroupLevel, ReduceGroups};
 
 /// Map rows as emitted: `(key, doc id, value)`.
 pub type Emits = Vec<(Value, String, Value)>;
@@ -100,26 +100,19 @@ impl Index {
             q["group"] == true,
             q["group_level"].as_u64().map(|n| n as usize),
         );
-        let mut out = Vec::new();
-        let mut current: Option<(Value, Reduction, Value)> = None;
-        for row in self.range(q) {
-            if let Some((first_key, acc, _)) = current.as_mut() {
-                if same_group(first_key, &row.key, level, self.collation) {
-                    acc.add_row(&row.key, &row.id, &row.value);
-                    continue;
-                }
-                let (_, acc, key) = current.take().expect("current group");
-                out.push(json!({"key": key, "value": acc.finalize().expect("reduce")}));
-            }
-            let mut acc = reducer.accumulator();
-            acc.add_row(&row.key, &row.id, &row.value);
-            current = Some((row.key.clone(), acc, group_key(&row.key, level)));
-        }
-        if let Some((_, acc, key)) = current {
-            out.push(json!({"key": key, "value": acc.finalize().expect("reduce")}));
-        }
+        let rows = self.range(q);
+        let groups = ReduceGroups::new(
+            reducer,
+            level,
+            self.collation,
+            rows.iter().map(|r| (&r.key, r.id.as_str(), &r.value)),
+        );
+        let out = groups.map(|g| {
+            let (key, value) = g.expect("reduce");
+            json!({"key": key, "value": value})
+        });
         let skip = q["skip"].as_u64().unwrap_or(0) as usize;
         let limit = q["limit"].as_u64().map_or(usize::MAX, |l| l as usize);
-        out.into_iter().skip(skip).take(limit).collect()
+        out.skip(skip).take(limit).collect()
     }
 }
