@@ -31,8 +31,11 @@
 //! 2.4.0 with CLDR 49 / Unicode 18 root data. `tests/collate.rs` re-sorts every
 //! ordered view response of the golden corpus (family A: ignorables, NFC/NFD,
 //! punctuation, scripts, emoji, `"\u{fff0}"`, long strings, extreme numbers,
-//! nesting) and checks every vector in `shared/vectors`. One systematic
-//! difference showed up and is corrected:
+//! nesting), answers every recorded range, doc-id, `inclusive_end`, skip/limit
+//! and `group=true` query of family A from an in-memory index built with
+//! [`row_key`] and the position helpers (all identical to CouchDB's rows), and
+//! checks every vector in `shared/vectors`. One systematic difference showed
+//! up and is corrected:
 //!
 //! - **CJK ideographs.** libicu orders them by radical and stroke count,
 //!   ICU4X's compiled data by code point (core block first): CouchDB returns
@@ -73,9 +76,9 @@
 //! `memcmp(encode(a), encode(b))` has the sign of `compare(a, b)` for every pair
 //! of JSON values: collation-equal values (`1`/`1.0`, NFC/NFD, `"c"`/`"c\u{200B}"`)
 //! encode identically, and prefixes of arrays and objects sort first. Strings
-//! become ICU sort keys, numbers an exact 11-byte form (sign tag, binary
-//! exponent, 64-bit mantissa), containers a tag, their members and a `0x00`
-//! terminator. The encoding is lossy (it cannot be decoded), so an index keeps
+//! become ICU sort keys (recent short strings are memoized per thread), non-zero
+//! numbers an exact 11-byte form (sign tag, binary exponent, 64-bit mantissa),
+//! containers a tag, their members and a `0x00` terminator. The encoding is lossy (it cannot be decoded), so an index keeps
 //! the emitted key in the row value.
 //!
 //! # View index rows (recommended scheme)
