@@ -1,15 +1,14 @@
 //! Built-in reducers against `shared/vectors/builtin_reduce.json`.
 //!
-//! The range and grouping cases run over a small in-memory index: rows sorted
-//! by the collation row encoding, ranges cut with the collate position
-//! helpers, groups formed with `same_group`, exactly as the view engine will.
+//! The range and grouping cases run over a small in-memory index
+//! (`golden_support::index`), as the view engine will run them over LMDB.
 
 use serde_json::{json, Value};
-use settee::collate::{encode, position_after, position_before, row_key, Collation};
-use settee::view::reduce::{group_key, same_group, BuiltinReducer, GroupLevel, Reduction};
+use settee::view::reduce::BuiltinReducer;
 use std::collections::{HashMap, HashSet};
 
 mod golden_support;
+use golden_support::index::{Index, Row};
 use golden_support::{golden_steps, load_json, query_params, view_of};
 
 fn vectors() -> Value {
@@ -206,115 +205,6 @@ fn builtin_name_validation() {
             (err.name(), err.reason().as_str()),
             ("invalid_design_doc", reason)
         );
-    }
-}
-
-// ---------------------------------------------------------------------------
-// An in-memory index: what the view engine does, minus LMDB.
-
-struct Row {
-    bytes: Vec<u8>,
-    key: Value,
-    id: String,
-    value: Value,
-}
-
-struct Index {
-    rows: Vec<Row>,
-}
-
-impl Index {
-    fn new(emits: Vec<(Value, String, Value)>) -> Index {
-        let mut rows: Vec<Row> = emits
-            .into_iter()
-            .enumerate()
-            .map(|(n, (key, id, value))| {
-                let mut bytes = Vec::new();
-                encode(&key, &mut bytes);
-                row_key(&mut bytes, &id, n as u32);
-                Row {
-                    bytes,
-                    key,
-                    id,
-                    value,
-                }
-            })
-            .collect();
-        rows.sort_by(|a, b| a.bytes.cmp(&b.bytes));
-        Index { rows }
-    }
-
-    /// CouchDB's range options → the rows in traversal order.
-    fn range(&self, q: &Value) -> Vec<&Row> {
-        let descending = q["descending"] == true;
-        let inclusive_end = q["inclusive_end"] != false;
-        let enc = |k: &Value| {
-            let mut out = Vec::new();
-            encode(k, &mut out);
-            out
-        };
-        let sid = q["startkey_docid"].as_str();
-        let eid = q["endkey_docid"].as_str();
-        let (lower, upper) = if !descending {
-            let lower = q.get("startkey").map(|k| position_before(&enc(k), sid));
-            let upper = q.get("endkey").map(|k| {
-                if inclusive_end {
-                    position_after(&enc(k), eid)
-                } else {
-                    position_before(&enc(k), eid)
-                }
-            });
-            (lower, upper)
-        } else {
-            let upper = q.get("startkey").map(|k| position_after(&enc(k), sid));
-            let lower = q.get("endkey").map(|k| {
-                if inclusive_end {
-                    position_before(&enc(k), eid)
-                } else {
-                    position_after(&enc(k), eid)
-                }
-            });
-            (lower, upper)
-        };
-        let mut rows: Vec<&Row> = self
-            .rows
-            .iter()
-            .filter(|r| lower.as_ref().is_none_or(|l| r.bytes > *l))
-            .filter(|r| upper.as_ref().is_none_or(|u| r.bytes < *u))
-            .collect();
-        if descending {
-            rows.reverse();
-        }
-        rows
-    }
-
-    /// A reduce query: `[{key, value}]` rows.
-    fn reduce(&self, reducer: BuiltinReducer, q: &Value) -> Vec<Value> {
-        let level = GroupLevel::from_options(
-            q["group"] == true,
-            q["group_level"].as_u64().map(|n| n as usize),
-        );
-        let mut out = Vec::new();
-        let mut current: Option<(Value, Reduction, Value)> = None;
-        for row in self.range(q) {
-            if let Some((first_key, acc, _)) = current.as_mut() {
-                if same_group(first_key, &row.key, level, Collation::Unicode) {
-                    acc.add_row(&row.key, &row.id, &row.value);
-                    continue;
-                }
-                let (_, acc, key) = current.take().expect("current group");
-                out.push(json!({"key": key, "value": acc.finalize().expect("reduce")}));
-            }
-            let mut acc = reducer.accumulator();
-            acc.add_row(&row.key, &row.id, &row.value);
-            current = Some((row.key.clone(), acc, group_key(&row.key, level)));
-        }
-        if let Some((_, acc, key)) = current {
-            out.push(json!({"key": key, "value": acc.finalize().expect("reduce")}));
-        }
-        let skip = q["skip"].as_u64().unwrap_or(0) as usize;
-        let limit = q["limit"].as_u64().map_or(usize::MAX, |l| l as usize);
-        out.into_iter().skip(skip).take(limit).collect()
     }
 }
 

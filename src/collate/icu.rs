@@ -1,6 +1,7 @@
 //! String collation with the ICU root collator (ICU4X), as CouchDB's `ucol_open("")`.
 
 use super::han::to_libicu_order;
+use super::key_cache::append_cached;
 use icu_collator::options::CollatorOptions;
 use icu_collator::CollatorBorrowed;
 use std::cmp::Ordering;
@@ -34,7 +35,9 @@ pub(crate) fn compare_strings(a: &str, b: &str) -> Ordering {
 ///
 /// ICU sort keys never contain a `0x00` byte (level separators are `0x01`).
 pub(crate) fn write_sort_key(s: &str, out: &mut Vec<u8>) {
-    let Ok(()) = ROOT.write_sort_key_to(&to_libicu_order(s), out);
+    append_cached(s, out, |s, out| {
+        let Ok(()) = ROOT.write_sort_key_to(&to_libicu_order(s), out);
+    });
 }
 
 #[cfg(test)]

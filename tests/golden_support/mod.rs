@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test binary uses a subset
 
+pub mod index;
+
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 
@@ -21,12 +23,23 @@ pub fn load_json(path: &str) -> Value {
 
 /// Every step of the golden corpus whose scenario name starts with `prefix`.
 pub fn golden_steps(prefix: &str) -> Vec<Value> {
+    golden_lines(prefix)
+        .into_iter()
+        .map(|(_, step)| step)
+        .collect()
+}
+
+/// [`golden_steps`] with each step's JSON text.
+pub fn golden_lines(prefix: &str) -> Vec<(String, Value)> {
     let text =
         std::fs::read_to_string(shared("golden/public/golden.jsonl")).expect("golden corpus");
     let needle = format!("\"scenario\":\"{prefix}");
     text.lines()
         .filter(|l| l.contains(&needle))
-        .map(|l| serde_json::from_str(l).expect("golden line is JSON"))
+        .map(|l| {
+            let step = serde_json::from_str(l).expect("golden line is JSON");
+            (l.to_owned(), step)
+        })
         .collect()
 }
 

@@ -1,8 +1,11 @@
 //! Grouping of reduce rows: `group=false`, `group=true` and `group_level=N`.
 
+use super::BuiltinReducer;
 use crate::collate::Collation;
+use crate::Result;
 use serde_json::Value;
 use std::cmp::Ordering;
+use std::iter::Peekable;
 
 /// How rows are grouped for reduce output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +70,70 @@ pub fn same_group(a: &Value, b: &Value, level: GroupLevel, collation: Collation)
                     .all(|(p, q)| collation.compare(p, q) == Ordering::Equal)
         }
         _ => collation.compare(a, b) == Ordering::Equal,
+    }
+}
+
+/// Reduces map rows, given in traversal order, group by group: yields
+/// `(group key, reduced value)` lazily, so `skip`/`limit` on groups can stop
+/// early. The group key is [`group_key`] of the group's first row.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::collate::Collation;
+/// use settee::view::reduce::{BuiltinReducer, GroupLevel, ReduceGroups};
+///
+/// let rows = [(json!(["a", 1]), json!(1)), (json!(["a", 2]), json!(2)), (json!(["b"]), json!(5))];
+/// let groups: Vec<_> = ReduceGroups::new(
+///     BuiltinReducer::Sum,
+///     GroupLevel::Level(1),
+///     Collation::Unicode,
+///     rows.iter().map(|(k, v)| (k, "doc", v)),
+/// )
+/// .collect::<Result<_, _>>()
+/// .unwrap();
+/// assert_eq!(groups, vec![(json!(["a"]), json!(3)), (json!(["b"]), json!(5))]);
+/// ```
+pub struct ReduceGroups<'a, I: Iterator<Item = (&'a Value, &'a str, &'a Value)>> {
+    reducer: BuiltinReducer,
+    level: GroupLevel,
+    collation: Collation,
+    rows: Peekable<I>,
+}
+
+impl<'a, I: Iterator<Item = (&'a Value, &'a str, &'a Value)>> ReduceGroups<'a, I> {
+    /// Groups `rows` (key, doc id, value) at `level` under `collation`.
+    pub fn new(
+        reducer: BuiltinReducer,
+        level: GroupLevel,
+        collation: Collation,
+        rows: impl IntoIterator<IntoIter = I>,
+    ) -> Self {
+        ReduceGroups {
+            reducer,
+            level,
+            collation,
+            rows: rows.into_iter().peekable(),
+        }
+    }
+}
+
+impl<'a, I: Iterator<Item = (&'a Value, &'a str, &'a Value)>> Iterator for ReduceGroups<'a, I> {
+    type Item = Result<(Value, Value)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (first_key, doc_id, value) = self.rows.next()?;
+        let mut acc = self.reducer.accumulator();
+        acc.add_row(first_key, doc_id, value);
+        while let Some((key, doc_id, value)) = self
+            .rows
+            .next_if(|(key, _, _)| same_group(first_key, key, self.level, self.collation))
+        {
+            acc.add_row(key, doc_id, value);
+        }
+        Some(
+            acc.finalize()
+                .map(|v| (group_key(first_key, self.level), v)),
+        )
     }
 }
 

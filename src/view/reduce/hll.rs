@@ -2,7 +2,8 @@
 //!
 //! Precision 11 (2,048 registers). An element is `term_to_binary(Key)`, hashed
 //! with SHA-1: the first 11 bits pick the register, the number of leading zeros
-//! in the next 11 bits plus one is the register candidate. The estimate is
+//! in the next 53 bits plus one is the register candidate (CouchDB's
+//! `couch_hyper` with its "undercounting fix": `RegisterValue:(64 - P)`). The estimate is
 //! `hyper:card/1`: linear counting `m·ln(m/V)` while it stays at or below the
 //! HLL++ threshold for p=11 (1,800), otherwise the raw HLL estimate. hyper also
 //! subtracts an empirical bias (HLL++ tables) from raw estimates up to `5·m`;
@@ -34,10 +35,12 @@ impl Hll {
     /// Adds an element (`term_to_binary` of a key).
     pub(crate) fn insert(&mut self, element: &[u8]) {
         let hash = Sha1::digest(element);
-        let head = u32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]]);
-        let index = (head >> (32 - PRECISION)) as usize;
-        // The next 11 bits, left-aligned; zeros beyond them stop the count at 11.
-        let rest = (head << PRECISION) | (1 << (31 - PRECISION));
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&hash[..8]);
+        let head = u64::from_be_bytes(first);
+        let index = (head >> (64 - PRECISION)) as usize;
+        // The next 53 bits, left-aligned, with a stop bit after them: at most 53 zeros.
+        let rest = (head << PRECISION) | (1 << (PRECISION - 1));
         let rank = rest.leading_zeros() as u8 + 1;
         let register = &mut self.registers[index];
         *register = (*register).max(rank);

@@ -60,7 +60,7 @@ mod stats;
 mod sum;
 mod term;
 
-pub use group::{group_key, same_group, GroupLevel};
+pub use group::{group_key, same_group, GroupLevel, ReduceGroups};
 pub use sum::ReduceLimit;
 
 use crate::{Error, Result};
