@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -58,6 +58,49 @@ pub enum ViewResponse {
     },
 }
 
+/// `GET /db/_design/d/_info`: a design document's index.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DesignInfo {
+    /// The design document name (without `_design/`).
+    pub name: String,
+    /// The index.
+    pub view_index: IndexInfo,
+}
+
+/// The state of one view group's index.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IndexInfo {
+    /// The group's signature.
+    pub signature: String,
+    /// The design document's language.
+    pub language: String,
+    /// Sizes in bytes: `file` on disk, `active` and `external` (estimates).
+    pub sizes: IndexSizes,
+    /// The sequence the index reflects.
+    pub update_seq: u64,
+    /// Purges are not supported: always 0.
+    pub purge_seq: u64,
+    /// Whether an update pass is running.
+    pub updater_running: bool,
+    /// Index compaction is not separate from LMDB's own page reuse.
+    pub compact_running: bool,
+    /// Queries waiting for the updater.
+    pub waiting_clients: u64,
+    /// Whether a commit is pending (never: every batch commits).
+    pub waiting_commit: bool,
+}
+
+/// Index sizes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IndexSizes {
+    /// Bytes of the index files.
+    pub file: u64,
+    /// Bytes in use.
+    pub active: u64,
+    /// Bytes of the indexed data.
+    pub external: u64,
+}
+
 /// How far an update pass has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BuildProgress {
@@ -93,7 +136,8 @@ pub struct ViewEngine {
 }
 
 /// An index opened for a group, shared by every engine in the process (LMDB
-/// allows one environment per directory per process).
+/// allows one environment per directory per process) and kept open until
+/// cleanup or [`ViewEngine::close_indexes`].
 struct OpenGroup {
     group: ViewGroup,
     index: IndexStore,
@@ -102,8 +146,8 @@ struct OpenGroup {
     updating: Mutex<()>,
 }
 
-fn open_groups() -> &'static Mutex<HashMap<PathBuf, Weak<OpenGroup>>> {
-    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<OpenGroup>>>> = OnceLock::new();
+fn open_groups() -> &'static Mutex<HashMap<PathBuf, Arc<OpenGroup>>> {
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Arc<OpenGroup>>>> = OnceLock::new();
     OPEN.get_or_init(Default::default)
 }
 
@@ -207,6 +251,36 @@ impl ViewEngine {
         self.update_group(&group, progress)
     }
 
+    /// A design document's index state (`GET /db/_design/d/_info`).
+    pub fn info(&self, ddoc_id: &str) -> Result<DesignInfo> {
+        let ddoc = self.design_doc(ddoc_id)?;
+        let group = self.open_group(&ddoc.group)?;
+        let update_seq = {
+            let txn = group.index.read_txn()?;
+            group.index.update_seq(&txn)?
+        };
+        let file = group.index.disk_size()?;
+        let updater_running = group.updating.try_lock().is_err();
+        Ok(DesignInfo {
+            name: ddoc_id.trim_start_matches("_design/").to_string(),
+            view_index: IndexInfo {
+                signature: ddoc.group.signature.clone(),
+                language: ddoc.group.language.clone(),
+                sizes: IndexSizes {
+                    file,
+                    active: file,
+                    external: file,
+                },
+                update_seq,
+                purge_seq: 0,
+                updater_running,
+                compact_running: false,
+                waiting_clients: 0,
+                waiting_commit: false,
+            },
+        })
+    }
+
     /// Deletes the indexes no design document uses any longer
     /// (`POST /db/_view_cleanup`). Returns the signatures removed.
     pub fn cleanup(&self) -> Result<Vec<String>> {
@@ -226,18 +300,35 @@ impl ViewEngine {
                 continue;
             }
             let path = entry.path();
-            // An index still open in this process is in use by a running query.
-            let open = open_groups()
-                .lock()
-                .expect("registry lock")
-                .get(&path)
-                .is_some_and(|w| w.strong_count() > 0);
-            if !open {
-                std::fs::remove_dir_all(&path)?;
-                removed.push(name);
+            let closed = open_groups().lock().expect("registry lock").remove(&path);
+            if let Some(group) = closed {
+                // Let a running pass finish before the files go.
+                drop(group.updating.lock());
+                drop(group);
+                wait_for_close(&path);
             }
+            std::fs::remove_dir_all(&path)?;
+            removed.push(name);
         }
         Ok(removed)
+    }
+
+    /// Closes this database's open indexes (before the database is deleted,
+    /// for instance). They reopen on the next query.
+    pub fn close_indexes(&self) {
+        let prefix = self.db.path().join("views");
+        let mut open = open_groups().lock().expect("registry lock");
+        let paths: Vec<PathBuf> = open
+            .keys()
+            .filter(|p| p.starts_with(&prefix))
+            .cloned()
+            .collect();
+        for path in paths {
+            if let Some(group) = open.remove(&path) {
+                drop(group.updating.lock());
+            }
+            wait_for_close(&path);
+        }
     }
 
     /// Every parseable design document of the database.
@@ -263,8 +354,8 @@ impl ViewEngine {
     fn open_group(&self, group: &ViewGroup) -> Result<Arc<OpenGroup>> {
         let dir = self.index_dir(&group.signature);
         let mut open = open_groups().lock().expect("registry lock");
-        if let Some(existing) = open.get(&dir).and_then(Weak::upgrade) {
-            return Ok(existing);
+        if let Some(existing) = open.get(&dir) {
+            return Ok(existing.clone());
         }
         let identity = IndexIdentity {
             signature: group.signature.clone(),
@@ -287,7 +378,7 @@ impl ViewEngine {
             index,
             updating: Mutex::new(()),
         });
-        open.insert(dir, Arc::downgrade(&opened));
+        open.insert(dir, opened.clone());
         Ok(opened)
     }
 
@@ -455,7 +546,10 @@ impl ViewEngine {
 /// heed closes an environment asynchronously after its last handle drops; a
 /// reopen must wait for that, or heed reports it as already open.
 fn wait_for_close(dir: &Path) {
-    if let Some(event) = heed::env_closing_event(dir) {
+    let Ok(canonical) = dir.canonicalize() else {
+        return;
+    };
+    if let Some(event) = heed::env_closing_event(canonical) {
         event.wait();
     }
 }

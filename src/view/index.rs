@@ -167,11 +167,15 @@ impl IndexStore {
             "trees": identity.trees,
         })
         .to_string();
+        {
+            let rtxn = self.read_txn()?;
+            let current = self.meta.get(&rtxn, b"identity").map_err(storage_error)?;
+            if current == Some(expected.as_bytes()) {
+                return Ok(());
+            }
+        }
         let mut wtxn = self.env.write_txn().map_err(storage_error)?;
         let current = self.meta.get(&wtxn, b"identity").map_err(storage_error)?;
-        if current == Some(expected.as_bytes()) {
-            return Ok(());
-        }
         if current.is_some() {
             tracing::info!(path = %self.path.display(), "index identity changed; rebuilding");
         }
@@ -182,11 +186,6 @@ impl IndexStore {
             .put(&mut wtxn, b"identity", expected.as_bytes())
             .map_err(storage_error)?;
         wtxn.commit().map_err(storage_error)
-    }
-
-    /// The directory of this index.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// A consistent read snapshot.

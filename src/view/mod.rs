@@ -18,7 +18,7 @@ pub mod reduce;
 mod rows;
 
 pub use design::{DesignDoc, MapIndex, ReduceView, Reducer, ViewGroup, ViewRef};
-pub use engine::{BuildProgress, ViewEngine, ViewResponse};
+pub use engine::{BuildProgress, DesignInfo, IndexInfo, IndexSizes, ViewEngine, ViewResponse};
 pub use query::{ResolvedQuery, UpdateMode, ViewQuery};
 pub use read::{MapRow, ReduceRow};
 pub use reduce::GroupLevel;
