@@ -421,8 +421,7 @@ impl IndexStore {
             lower.as_ref().map(Vec::as_slice),
             upper.as_ref().map(Vec::as_slice),
         );
-        let inner: Box<dyn Iterator<Item = heed::Result<(&'t [u8], &'t [u8])>> + 't> = if descending
-        {
+        let inner: RawEntries<'t> = if descending {
             Box::new(self.rows.rev_range(txn, &range).map_err(storage_error)?)
         } else {
             Box::new(self.rows.range(txn, &range).map_err(storage_error)?)
@@ -460,7 +459,7 @@ impl IndexStore {
         tree: u16,
         lower: Option<&[u8]>,
         upper: Option<&[u8]>,
-    ) -> Result<(Bound<Vec<u8>>, Bound<Vec<u8>>)> {
+    ) -> Result<LmdbBounds> {
         let lower = match lower {
             Some(bound) => self.seek_key(txn, tree, bound)?,
             None => tree.to_be_bytes().to_vec(),
@@ -485,9 +484,15 @@ impl IndexStore {
     }
 }
 
+/// Raw LMDB entries in scan order.
+type RawEntries<'t> = Box<dyn Iterator<Item = heed::Result<(&'t [u8], &'t [u8])>> + 't>;
+
+/// LMDB bounds of a key range.
+type LmdbBounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
 /// Rows in scan order.
 pub(crate) struct RowIter<'t> {
-    inner: Box<dyn Iterator<Item = heed::Result<(&'t [u8], &'t [u8])>> + 't>,
+    inner: RawEntries<'t>,
 }
 
 impl Iterator for RowIter<'_> {
@@ -719,14 +724,18 @@ mod tests {
         }
         // heed refuses a second Env on the same path while one is alive; the
         // first was dropped above, but heed closes asynchronously: wait for it.
-        heed::env_closing_event(dir.path()).map(|e| e.wait());
+        if let Some(closing) = heed::env_closing_event(dir.path().canonicalize().unwrap()) {
+            closing.wait();
+        }
         {
             let store = IndexStore::open(dir.path(), &identity("a")).unwrap();
             let txn = store.read_txn().unwrap();
             assert_eq!(store.update_seq(&txn).unwrap(), 3);
             assert_eq!(store.row_count(&txn, 0).unwrap(), 1);
         }
-        heed::env_closing_event(dir.path()).map(|e| e.wait());
+        if let Some(closing) = heed::env_closing_event(dir.path().canonicalize().unwrap()) {
+            closing.wait();
+        }
         let store = IndexStore::open(dir.path(), &identity("b")).unwrap();
         let txn = store.read_txn().unwrap();
         assert_eq!(store.update_seq(&txn).unwrap(), 0);
