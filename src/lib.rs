@@ -21,6 +21,7 @@ pub mod collate;
 mod error;
 pub mod js;
 pub mod store;
+pub mod validation;
 pub mod view;
 
 pub use error::{Error, Result};

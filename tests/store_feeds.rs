@@ -417,11 +417,13 @@ fn validator_sees_new_and_old_docs() {
         .unwrap();
     as_bob.delete("a", &Rev::parse(&r2.rev).unwrap()).unwrap();
     as_bob.put(json!({"_id": "a", "v": 3})).unwrap();
-    // Design and local documents are not validated.
-    db.put(json!({"_id": "_design/x", "bad": true})).unwrap();
+    // Design documents are submitted (for their own checks); local ones are not.
+    db.put(json!({"_id": "_design/x", "bad": true}))
+        .unwrap_err();
     db.put(json!({"_id": "_local/x", "bad": true})).unwrap();
     let seen = probe.seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 4);
+    assert_eq!(seen.len(), 5);
+    assert_eq!(seen[4].0["_id"], "_design/x");
     assert_eq!(seen[0].0, json!({"_id": "a", "v": 1}));
     assert_eq!(seen[0].1, None);
     assert_eq!(seen[0].2, bob);

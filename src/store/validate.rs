@@ -61,8 +61,11 @@ pub struct ValidationRequest<'a> {
 }
 
 /// Validates document updates before they are committed
-/// (`validate_doc_update` functions). Design and `_local/` documents are not
-/// submitted. A rejected document changes nothing; the others commit.
+/// (`validate_doc_update` functions, and the checks on design documents).
+/// `_local/` documents are not submitted; design documents are, so that the
+/// validator can check who writes them and what they contain (they are not
+/// subject to `validate_doc_update` functions). A rejected document changes
+/// nothing; the others commit.
 ///
 /// Called while the database's write lock is held, from inside the write
 /// transaction: implementations may read the database, but must not write to it.

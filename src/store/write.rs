@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
-use super::doc::{self, IncomingDoc, DESIGN_PREFIX};
+use super::doc::{self, IncomingDoc};
 use super::local;
 use super::meta::{self, Counters};
 use super::read;
@@ -402,7 +402,7 @@ fn validate(
     let mut which = Vec::new();
     for (i, plan) in plans.iter().enumerate() {
         let p = &docs[plan.idx];
-        if !plan.changed || p.doc.id.starts_with(DESIGN_PREFIX) {
+        if !plan.changed {
             continue;
         }
         let old_doc = match (plan.old_doc, &plan.record) {

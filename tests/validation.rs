@@ -1,0 +1,233 @@
+//! `validate_doc_update` and design-document checks on every write path.
+
+use std::sync::OnceLock;
+
+use serde_json::{json, Value};
+use settee::js::{JsConfig, JsPool};
+use settee::validation::{DocValidator, SECURITY_META_KEY};
+use settee::{BulkOptions, Database, ReadOptions, UserCtx};
+
+fn pool() -> JsPool {
+    static POOL: OnceLock<JsPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        JsPool::new(JsConfig {
+            workers: 2,
+            ..JsConfig::default()
+        })
+        .expect("pool")
+    })
+    .clone()
+}
+
+fn db() -> (tempfile::TempDir, Database) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path().join("vdu")).unwrap();
+    DocValidator::install(&db, pool());
+    (dir, db)
+}
+
+fn user(name: &str, roles: &[&str]) -> UserCtx {
+    UserCtx {
+        name: Some(name.into()),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+    }
+}
+
+/// A VDU that reports what it sees through a `forbidden` message when asked.
+const PROBE: &str = r#"function(newDoc, oldDoc, userCtx, secObj) {
+    if (newDoc.probe) throw({forbidden: JSON.stringify({newDoc: newDoc, oldDoc: oldDoc, userCtx: userCtx, secObj: secObj, self: this._id})});
+    if (newDoc.deny) throw({forbidden: 'denied: ' + newDoc.deny});
+    if (newDoc.auth) throw({unauthorized: 'login please'});
+    if (newDoc.str) throw('plain string');
+    if (newDoc._deleted && oldDoc && oldDoc.keep) throw({forbidden: 'keep me'});
+}"#;
+
+fn probe(db: &Database, doc: Value) -> Value {
+    let err = db.put(doc).unwrap_err();
+    assert_eq!(err.status(), 403, "{err}");
+    serde_json::from_str(&err.reason()).unwrap()
+}
+
+#[test]
+fn vdu_outcomes_and_arguments() {
+    let (_d, db) = db();
+    db.put(json!({"_id": "_design/probe", "validate_doc_update": PROBE}))
+        .unwrap();
+
+    let seen = probe(&db, json!({"_id": "p", "probe": true}));
+    assert_eq!(seen["oldDoc"], Value::Null);
+    assert_eq!(seen["self"], json!("_design/probe"));
+    assert_eq!(
+        seen["userCtx"],
+        json!({"db": "vdu", "name": null, "roles": ["_admin"]})
+    );
+    assert_eq!(
+        seen["secObj"],
+        json!({"members": {"roles": ["_admin"]}, "admins": {"roles": ["_admin"]}})
+    );
+    assert!(seen["newDoc"].get("_rev").is_none());
+
+    let created = db.put(json!({"_id": "p", "v": 1, "keep": true})).unwrap();
+    let seen = probe(
+        &db.as_user(user("bob", &["staff"])),
+        json!({"_id": "p", "_rev": created.rev, "probe": true}),
+    );
+    assert_eq!(seen["newDoc"]["_rev"], json!(created.rev));
+    assert_eq!(seen["newDoc"]["_revisions"]["start"], json!(1));
+    assert_eq!(seen["oldDoc"]["v"], json!(1));
+    assert_eq!(
+        seen["userCtx"],
+        json!({"db": "vdu", "name": "bob", "roles": ["staff"]})
+    );
+
+    let err = db.put(json!({"_id": "x", "deny": "no"})).unwrap_err();
+    assert_eq!(
+        (err.status(), err.name(), err.reason()),
+        (403, "forbidden", "denied: no".to_string())
+    );
+    let err = db.put(json!({"_id": "x", "auth": true})).unwrap_err();
+    assert_eq!((err.status(), err.name()), (401, "unauthorized"));
+    let err = db.put(json!({"_id": "x", "str": true})).unwrap_err();
+    assert_eq!(err.status(), 500);
+
+    // Deletions are validated and see the stored doc.
+    let rev = settee::Rev::parse(&created.rev).unwrap();
+    let err = db.delete("p", &rev).unwrap_err();
+    assert_eq!(err.reason(), "keep me");
+    assert_eq!(db.get("p", &ReadOptions::default()).unwrap()["v"], json!(1));
+}
+
+#[test]
+fn rejected_writes_change_nothing_and_bulk_results_are_per_doc() {
+    let (_d, db) = db();
+    db.put(json!({"_id": "_design/probe", "validate_doc_update": PROBE}))
+        .unwrap();
+    let seq = db.update_seq().unwrap();
+    let results = db
+        .bulk_docs(
+            vec![
+                json!({"_id": "a"}),
+                json!({"_id": "b", "deny": "bulk"}),
+                json!({"_id": "c"}),
+            ],
+            BulkOptions::default(),
+        )
+        .unwrap();
+    let results = serde_json::to_value(results).unwrap();
+    assert_eq!(results[0]["ok"], json!(true));
+    assert_eq!(
+        results[1],
+        json!({"id": "b", "error": "forbidden", "reason": "denied: bulk"})
+    );
+    assert_eq!(results[2]["ok"], json!(true));
+    assert_eq!(db.update_seq().unwrap(), seq + 2);
+    assert_eq!(
+        db.get("b", &ReadOptions::default()).unwrap_err().reason(),
+        "missing"
+    );
+
+    // Replicated writes are validated too.
+    let results = db
+        .bulk_docs(
+            vec![json!({"_id": "r", "_rev": "1-abc", "deny": "repl"})],
+            BulkOptions::replicated(),
+        )
+        .unwrap();
+    let results = serde_json::to_value(results).unwrap();
+    assert_eq!(results[0]["error"], json!("forbidden"));
+    assert_eq!(results[0]["reason"], json!("denied: repl"));
+}
+
+#[test]
+fn several_vdus_run_in_id_order_and_edits_apply_at_once() {
+    let (_d, db) = db();
+    db.put(json!({"_id": "_design/zz", "validate_doc_update": "function(d) { if (d.x) throw({forbidden: 'zz'}); }"})).unwrap();
+    db.put(json!({"_id": "_design/aa", "validate_doc_update": "function(d) { if (d.x) throw({forbidden: 'aa'}); }"})).unwrap();
+    assert_eq!(
+        db.put(json!({"_id": "d", "x": 1})).unwrap_err().reason(),
+        "aa"
+    );
+
+    // Editing a VDU takes effect on the next write.
+    let aa = db.get("_design/aa", &ReadOptions::default()).unwrap();
+    db.put(
+        json!({"_id": "_design/aa", "_rev": aa["_rev"], "validate_doc_update": "function(d) {}"}),
+    )
+    .unwrap();
+    assert_eq!(
+        db.put(json!({"_id": "d", "x": 1})).unwrap_err().reason(),
+        "zz"
+    );
+
+    // Re-creating a deleted doc: oldDoc is null.
+    db.put(json!({"_id": "_design/probe", "validate_doc_update": PROBE}))
+        .unwrap();
+    let r = db.put(json!({"_id": "gone"})).unwrap();
+    db.delete("gone", &settee::Rev::parse(&r.rev).unwrap())
+        .unwrap();
+    let seen = probe(&db, json!({"_id": "gone", "probe": true}));
+    assert_eq!(seen["oldDoc"], Value::Null);
+}
+
+#[test]
+fn design_docs_need_admins_and_valid_content() {
+    let (_d, db) = db();
+    db.put_meta(
+        SECURITY_META_KEY,
+        &json!({"admins": {"names": ["dba"], "roles": ["ops"]}, "members": {"names": ["bob"]}}),
+    )
+    .unwrap();
+    let ddoc =
+        json!({"_id": "_design/v", "views": {"v": {"map": "function(doc) { emit(doc._id, 1); }"}}});
+    let err = db.as_user(user("bob", &[])).put(ddoc.clone()).unwrap_err();
+    assert_eq!(
+        (err.status(), err.reason()),
+        (403, "You are not a db or server admin.".to_string())
+    );
+    db.as_user(user("dba", &[])).put(ddoc.clone()).unwrap();
+    let current = db.get("_design/v", &ReadOptions::default()).unwrap();
+    let mut update = ddoc.clone();
+    update["_rev"] = current["_rev"].clone();
+    db.as_user(user("someone", &["ops"])).put(update).unwrap();
+
+    // Structure and compilation are checked when saving, with CouchDB's errors.
+    let err = db
+        .put(json!({"_id": "_design/bad", "views": {"v": {"reduce": "_sum"}}}))
+        .unwrap_err();
+    assert_eq!(
+        (err.name(), err.reason()),
+        (
+            "invalid_design_doc",
+            "View `v` must contain map function".to_string()
+        )
+    );
+    let err = db
+        .put(json!({"_id": "_design/bad", "views": {"v": {"map": "function(doc) { emit("}}}))
+        .unwrap_err();
+    assert_eq!(err.name(), "compilation_error");
+    assert!(
+        err.reason()
+            .starts_with("Compilation of the map function in the 'v' view failed: "),
+        "{}",
+        err.reason()
+    );
+    let err = db
+        .put(json!({"_id": "_design/bad", "views": {"v": {"map": "function(doc) {}", "reduce": "_nosuch"}}}))
+        .unwrap_err();
+    assert_eq!(
+        err.reason(),
+        "`_nosuch` is not a supported reduce function."
+    );
+    assert_eq!(
+        db.get("_design/bad", &ReadOptions::default())
+            .unwrap_err()
+            .reason(),
+        "missing"
+    );
+
+    // Design docs are not passed to VDUs; local docs are not validated at all.
+    db.put(json!({"_id": "_design/deny_all", "validate_doc_update": "function() { throw({forbidden: 'no'}); }"})).unwrap();
+    db.put(json!({"_id": "_design/other"})).unwrap();
+    db.put_local("_local/x", json!({"v": 1})).unwrap();
+    assert_eq!(db.put(json!({"_id": "plain"})).unwrap_err().reason(), "no");
+}
