@@ -7,7 +7,9 @@
 //! become `{"error": name, "message": msg}`.
 
 use boa_engine::builtins::error::Error as ErrorData;
-use boa_engine::object::builtins::JsArray;
+use std::collections::HashMap;
+
+use boa_engine::object::builtins::{JsArray, JsFunction};
 use boa_engine::object::IntegrityLevel;
 use boa_engine::property::{PropertyDescriptor, PropertyKey};
 use boa_engine::{js_string, Context, JsNativeError, JsObject, JsResult, JsValue, JsVariant};
@@ -17,43 +19,85 @@ use serde_json::{Map, Number, Value};
 /// fraction, as `JSON.stringify` does (it does so up to 1e21).
 const I64_SAFE: f64 = 9_000_000_000_000_000_000.0;
 
-/// Converts JSON to a JS value. With `freeze`, every object and array is
-/// frozen, like CouchDB's `Couch.recursivelySeal(doc)` before a map runs, so
-/// one map function cannot change what the next one sees.
-pub fn to_js(value: &Value, freeze: bool, ctx: &mut Context) -> JsResult<JsValue> {
-    Ok(match value {
-        Value::Null => JsValue::null(),
-        Value::Bool(b) => JsValue::new(*b),
-        Value::Number(n) => number_to_js(n),
-        Value::String(s) => JsValue::from(js_string!(s.as_str())),
-        Value::Array(items) => {
-            let mut elements = Vec::with_capacity(items.len());
-            for item in items {
-                elements.push(to_js(item, freeze, ctx)?);
+/// Builds JS values from JSON. Keeps the property keys it has made (document
+/// member names repeat from one document to the next) and the original
+/// `Object.preventExtensions`, which user code cannot replace.
+pub struct JsBuilder {
+    keys: HashMap<String, PropertyKey>,
+    prevent_extensions: JsFunction,
+}
+
+/// Member names remembered at most; the cache is emptied when full.
+const KEY_CACHE_SIZE: usize = 4096;
+
+impl JsBuilder {
+    /// Captures `Object.preventExtensions` from a fresh context.
+    pub fn new(ctx: &mut Context) -> JsResult<Self> {
+        let object = ctx.intrinsics().constructors().object().constructor();
+        let prevent_extensions = object
+            .get(js_string!("preventExtensions"), ctx)?
+            .as_function()
+            .ok_or_else(|| JsNativeError::typ().with_message("Object.preventExtensions missing"))?;
+        Ok(JsBuilder {
+            keys: HashMap::new(),
+            prevent_extensions,
+        })
+    }
+
+    /// Converts JSON to a JS value. With `freeze`, every object and array is
+    /// frozen, like CouchDB's `Couch.recursivelySeal(doc)` before a map runs,
+    /// so one map function cannot change what the next one sees.
+    pub fn to_js(&mut self, value: &Value, freeze: bool, ctx: &mut Context) -> JsResult<JsValue> {
+        Ok(match value {
+            Value::Null => JsValue::null(),
+            Value::Bool(b) => JsValue::new(*b),
+            Value::Number(n) => number_to_js(n),
+            Value::String(s) => JsValue::from(js_string!(s.as_str())),
+            Value::Array(items) => {
+                let mut elements = Vec::with_capacity(items.len());
+                for item in items {
+                    elements.push(self.to_js(item, freeze, ctx)?);
+                }
+                let array = JsArray::from_iter(elements, ctx);
+                if freeze {
+                    array.set_integrity_level(IntegrityLevel::Frozen, ctx)?;
+                }
+                array.into()
             }
-            let array = JsArray::from_iter(elements, ctx);
-            if freeze {
-                array.set_integrity_level(IntegrityLevel::Frozen, ctx)?;
+            Value::Object(members) => {
+                let object = JsObject::with_object_proto(ctx.intrinsics());
+                for (key, member) in members {
+                    let property = PropertyDescriptor::builder()
+                        .value(self.to_js(member, freeze, ctx)?)
+                        .writable(!freeze)
+                        .enumerable(true)
+                        .configurable(!freeze);
+                    object.insert_property(self.key(key), property);
+                }
+                if freeze {
+                    // The members are already read-only; this only stops additions.
+                    self.prevent_extensions.call(
+                        &JsValue::undefined(),
+                        &[object.clone().into()],
+                        ctx,
+                    )?;
+                }
+                object.into()
             }
-            array.into()
+        })
+    }
+
+    fn key(&mut self, name: &str) -> PropertyKey {
+        if let Some(key) = self.keys.get(name) {
+            return key.clone();
         }
-        Value::Object(members) => {
-            let object = JsObject::with_object_proto(ctx.intrinsics());
-            for (key, member) in members {
-                let property = PropertyDescriptor::builder()
-                    .value(to_js(member, freeze, ctx)?)
-                    .writable(!freeze)
-                    .enumerable(true)
-                    .configurable(!freeze);
-                object.insert_property(js_string!(key.as_str()), property);
-            }
-            if freeze {
-                // The members are already read-only; this only stops additions.
-                object.set_integrity_level(IntegrityLevel::Sealed, ctx)?;
-            }
-            object.into()
+        if self.keys.len() >= KEY_CACHE_SIZE {
+            self.keys.clear();
         }
-    })
+        let key = PropertyKey::from(js_string!(name));
+        self.keys.insert(name.to_owned(), key.clone());
+        key
+    }
 }
 
 fn number_to_js(n: &Number) -> JsValue {
@@ -374,7 +418,10 @@ mod tests {
         let doc = json!({"z": 1, "a": [1, 2.5, "é", null, true], "m": {"y": {}, "b": []},
                          "big": 9007199254740993u64, "neg": -5_000_000_000i64});
         for freeze in [false, true] {
-            let js = to_js(&doc, freeze, &mut ctx).unwrap();
+            let js = JsBuilder::new(&mut ctx)
+                .unwrap()
+                .to_js(&doc, freeze, &mut ctx)
+                .unwrap();
             let back = to_json(&js, OutputLimits::default(), &mut ctx)
                 .unwrap()
                 .unwrap();
@@ -388,7 +435,10 @@ mod tests {
     #[test]
     fn frozen_values_ignore_mutation() {
         let mut ctx = Context::default();
-        let doc = to_js(&json!({"a": {"b": [1]}}), true, &mut ctx).unwrap();
+        let doc = JsBuilder::new(&mut ctx)
+            .unwrap()
+            .to_js(&json!({"a": {"b": [1]}}), true, &mut ctx)
+            .unwrap();
         ctx.global_object()
             .set(js_string!("doc"), doc, true, &mut ctx)
             .unwrap();

@@ -19,7 +19,7 @@ use boa_gc::{Finalize, Trace};
 use serde_json::Value;
 
 use super::compile::compile_function;
-use super::convert::{to_js, to_json_or_null, OutputLimits};
+use super::convert::{to_json_or_null, JsBuilder, OutputLimits};
 use super::limits::max_nesting_for_stack;
 use super::pool::JobState;
 use super::reduce::{apply_reduce_limit, ReduceCall};
@@ -99,6 +99,7 @@ pub struct Worker {
     config: Arc<JsConfig>,
     max_nesting: usize,
     sink: Rc<RefCell<Sink>>,
+    builder: JsBuilder,
     make_require: JsFunction,
     groups: Cache<String, Rc<CompiledGroup>>,
     reduces: Cache<String, JsFunction>,
@@ -146,10 +147,12 @@ impl Worker {
                     .into()
             })
         };
-        let make_require = setup(&mut ctx).map_err(|e| Error::JavaScript {
+        let start_error = |e: boa_engine::JsError| Error::JavaScript {
             name: "os_process_error".into(),
             reason: format!("cannot start the JavaScript runtime: {e}"),
-        })?;
+        };
+        let builder = JsBuilder::new(&mut ctx).map_err(start_error)?;
+        let make_require = setup(&mut ctx).map_err(start_error)?;
         Ok(Worker {
             ctx,
             max_nesting: max_nesting_for_stack(config.stack_size, config.max_source_nesting),
@@ -158,6 +161,7 @@ impl Worker {
             ddoc_functions: Cache::new(config.cache_size * 4),
             config,
             sink,
+            builder,
             make_require,
             job: None,
         })
@@ -186,7 +190,10 @@ impl Worker {
         for doc in docs {
             self.tick();
             let doc_id = doc.get("_id").and_then(Value::as_str).map(str::to_owned);
-            let js_doc = to_js(&doc, true, &mut self.ctx).map_err(|e| self.engine_error(e))?;
+            let js_doc = self
+                .builder
+                .to_js(&doc, true, &mut self.ctx)
+                .map_err(|e| self.engine_error(e))?;
             drop(doc);
             self.sink.borrow_mut().doc_id = doc_id;
             let mut per_doc = Vec::with_capacity(compiled.maps.len());
@@ -261,7 +268,7 @@ impl Worker {
     fn reduce_arguments(&mut self, call: &ReduceCall) -> JsResult<(JsValue, JsValue)> {
         let mut values = Vec::with_capacity(call.values.len());
         for v in &call.values {
-            values.push(to_js(v, false, &mut self.ctx)?);
+            values.push(self.builder.to_js(v, false, &mut self.ctx)?);
         }
         let values = JsArray::from_iter(values, &mut self.ctx).into();
         let keys = match &call.keys {
@@ -269,7 +276,7 @@ impl Worker {
             Some(keys) => {
                 let mut pairs = Vec::with_capacity(keys.len());
                 for (key, id) in keys {
-                    let key = to_js(key, false, &mut self.ctx)?;
+                    let key = self.builder.to_js(key, false, &mut self.ctx)?;
                     let id = JsValue::from(js_string!(id.as_str()));
                     pairs.push(JsArray::from_iter([key, id], &mut self.ctx).into());
                 }
@@ -301,7 +308,10 @@ impl Worker {
         let mut js_args = Vec::with_capacity(4);
         for arg in args {
             let v = match arg {
-                Some(v) => to_js(v, false, &mut self.ctx).map_err(|e| self.engine_error(e))?,
+                Some(v) => self
+                    .builder
+                    .to_js(v, false, &mut self.ctx)
+                    .map_err(|e| self.engine_error(e))?,
                 None => JsValue::null(),
             };
             js_args.push(v);
@@ -334,13 +344,19 @@ impl Worker {
         let f = self.ddoc_function(ddoc_id, ddoc, name, source)?;
         self.set_global("require", f.require.clone())?;
         self.sink.borrow_mut().scope = ddoc_id.to_owned();
-        let js_req = to_js(req, false, &mut self.ctx).map_err(|e| self.engine_error(e))?;
+        let js_req = self
+            .builder
+            .to_js(req, false, &mut self.ctx)
+            .map_err(|e| self.engine_error(e))?;
         let mut out = Vec::with_capacity(docs.len());
         for doc in docs {
             self.tick();
             self.sink.borrow_mut().doc_id =
                 doc.get("_id").and_then(Value::as_str).map(str::to_owned);
-            let js_doc = to_js(&doc, false, &mut self.ctx).map_err(|e| self.engine_error(e))?;
+            let js_doc = self
+                .builder
+                .to_js(&doc, false, &mut self.ctx)
+                .map_err(|e| self.engine_error(e))?;
             match f
                 .function
                 .call(&f.ddoc, &[js_doc, js_req.clone()], &mut self.ctx)
@@ -428,7 +444,10 @@ impl Worker {
         self.set_global("require", require.clone())?;
         let function = compile_function(&mut self.ctx, source, self.max_nesting)?;
         // Frozen, so a function cannot leave state in the cached `this`.
-        let js_ddoc = to_js(ddoc, true, &mut self.ctx).map_err(|e| self.engine_error(e))?;
+        let js_ddoc = self
+            .builder
+            .to_js(ddoc, true, &mut self.ctx)
+            .map_err(|e| self.engine_error(e))?;
         let f = DdocFunction {
             function,
             ddoc: js_ddoc,
@@ -458,7 +477,10 @@ impl Worker {
     }
 
     fn make_require(&mut self, root: &Value) -> Result<JsValue> {
-        let root = to_js(root, true, &mut self.ctx).map_err(|e| self.engine_error(e))?;
+        let root = self
+            .builder
+            .to_js(root, true, &mut self.ctx)
+            .map_err(|e| self.engine_error(e))?;
         self.make_require
             .call(&JsValue::undefined(), &[root], &mut self.ctx)
             .map_err(|e| Thrown::from_js(e, &mut self.ctx).into_error())
