@@ -141,7 +141,7 @@ pub fn to_json(
         bytes: 0,
         stack: Vec::new(),
     };
-    walker.property(value.clone(), &JsValue::from(js_string!("")), ctx)
+    walker.property(value.clone(), HolderKey::Root, ctx)
 }
 
 /// Like [`to_json`], but where `JSON.stringify` would leave a value out the
@@ -152,6 +152,29 @@ pub fn to_json_or_null(
     ctx: &mut Context,
 ) -> JsResult<Value> {
     Ok(to_json(value, limits, ctx)?.unwrap_or(Value::Null))
+}
+
+/// The key a value is found under, given to its `toJSON` method; only made
+/// into a JS string when there is such a method.
+#[derive(Clone, Copy)]
+enum HolderKey<'a> {
+    Root,
+    Index(u64),
+    Property(&'a PropertyKey),
+}
+
+impl HolderKey<'_> {
+    fn to_js(self) -> JsValue {
+        match self {
+            HolderKey::Root => js_string!("").into(),
+            HolderKey::Index(i) => js_string!(i.to_string().as_str()).into(),
+            HolderKey::Property(PropertyKey::String(s)) => s.clone().into(),
+            HolderKey::Property(PropertyKey::Index(i)) => {
+                js_string!(i.get().to_string().as_str()).into()
+            }
+            HolderKey::Property(PropertyKey::Symbol(s)) => s.clone().into(),
+        }
+    }
 }
 
 struct Walker {
@@ -179,7 +202,7 @@ impl Walker {
     fn property(
         &mut self,
         value: JsValue,
-        key: &JsValue,
+        key: HolderKey<'_>,
         ctx: &mut Context,
     ) -> JsResult<Option<Value>> {
         let mut value = value;
@@ -189,7 +212,7 @@ impl Walker {
             }
             let to_json = object.get(js_string!("toJSON"), ctx)?;
             if let Some(method) = to_json.as_callable() {
-                value = method.call(&value, std::slice::from_ref(key), ctx)?;
+                value = method.call(&value, &[key.to_js()], ctx)?;
             }
         }
         self.grow(1)?;
@@ -254,8 +277,8 @@ impl Walker {
         let mut items = Vec::with_capacity(length.min(1 << 16) as usize);
         for index in 0..length {
             let item = array.get(index, ctx)?;
-            let key = JsValue::from(js_string!(index.to_string().as_str()));
-            items.push(self.property(item, &key, ctx)?.unwrap_or(Value::Null));
+            let json = self.property(item, HolderKey::Index(index), ctx)?;
+            items.push(json.unwrap_or(Value::Null));
         }
         Ok(Value::Array(items))
     }
@@ -276,9 +299,8 @@ impl Walker {
             if !enumerable {
                 continue;
             }
-            let member = object.get(key, ctx)?;
-            let key_value = JsValue::from(js_string!(name.as_str()));
-            if let Some(json) = self.property(member, &key_value, ctx)? {
+            let member = object.get(key.clone(), ctx)?;
+            if let Some(json) = self.property(member, HolderKey::Property(&key), ctx)? {
                 self.grow(name.len() + 4)?;
                 members.insert(name, json);
             }
