@@ -9,6 +9,10 @@
 
 use std::sync::Arc;
 
+// As in src/main.rs: mimalloc measured 10–45% faster here than glibc malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use serde_json::{json, Value};

@@ -47,7 +47,7 @@ impl JsBuilder {
     /// Converts JSON to a JS value. With `freeze`, every object and array is
     /// frozen, like CouchDB's `Couch.recursivelySeal(doc)` before a map runs,
     /// so one map function cannot change what the next one sees.
-    pub fn to_js(&mut self, value: &Value, freeze: bool, ctx: &mut Context) -> JsResult<JsValue> {
+    pub fn build(&mut self, value: &Value, freeze: bool, ctx: &mut Context) -> JsResult<JsValue> {
         Ok(match value {
             Value::Null => JsValue::null(),
             Value::Bool(b) => JsValue::new(*b),
@@ -56,7 +56,7 @@ impl JsBuilder {
             Value::Array(items) => {
                 let mut elements = Vec::with_capacity(items.len());
                 for item in items {
-                    elements.push(self.to_js(item, freeze, ctx)?);
+                    elements.push(self.build(item, freeze, ctx)?);
                 }
                 let array = JsArray::from_iter(elements, ctx);
                 if freeze {
@@ -68,7 +68,7 @@ impl JsBuilder {
                 let object = JsObject::with_object_proto(ctx.intrinsics());
                 for (key, member) in members {
                     let property = PropertyDescriptor::builder()
-                        .value(self.to_js(member, freeze, ctx)?)
+                        .value(self.build(member, freeze, ctx)?)
                         .writable(!freeze)
                         .enumerable(true)
                         .configurable(!freeze);
@@ -442,7 +442,7 @@ mod tests {
         for freeze in [false, true] {
             let js = JsBuilder::new(&mut ctx)
                 .unwrap()
-                .to_js(&doc, freeze, &mut ctx)
+                .build(&doc, freeze, &mut ctx)
                 .unwrap();
             let back = to_json(&js, OutputLimits::default(), &mut ctx)
                 .unwrap()
@@ -459,7 +459,7 @@ mod tests {
         let mut ctx = Context::default();
         let doc = JsBuilder::new(&mut ctx)
             .unwrap()
-            .to_js(&json!({"a": {"b": [1]}}), true, &mut ctx)
+            .build(&json!({"a": {"b": [1]}}), true, &mut ctx)
             .unwrap();
         ctx.global_object()
             .set(js_string!("doc"), doc, true, &mut ctx)

@@ -192,7 +192,7 @@ impl Worker {
             let doc_id = doc.get("_id").and_then(Value::as_str).map(str::to_owned);
             let js_doc = self
                 .builder
-                .to_js(&doc, true, &mut self.ctx)
+                .build(&doc, true, &mut self.ctx)
                 .map_err(|e| self.engine_error(e))?;
             drop(doc);
             self.sink.borrow_mut().doc_id = doc_id;
@@ -268,7 +268,7 @@ impl Worker {
     fn reduce_arguments(&mut self, call: &ReduceCall) -> JsResult<(JsValue, JsValue)> {
         let mut values = Vec::with_capacity(call.values.len());
         for v in &call.values {
-            values.push(self.builder.to_js(v, false, &mut self.ctx)?);
+            values.push(self.builder.build(v, false, &mut self.ctx)?);
         }
         let values = JsArray::from_iter(values, &mut self.ctx).into();
         let keys = match &call.keys {
@@ -276,7 +276,7 @@ impl Worker {
             Some(keys) => {
                 let mut pairs = Vec::with_capacity(keys.len());
                 for (key, id) in keys {
-                    let key = self.builder.to_js(key, false, &mut self.ctx)?;
+                    let key = self.builder.build(key, false, &mut self.ctx)?;
                     let id = JsValue::from(js_string!(id.as_str()));
                     pairs.push(JsArray::from_iter([key, id], &mut self.ctx).into());
                 }
@@ -310,7 +310,7 @@ impl Worker {
             let v = match arg {
                 Some(v) => self
                     .builder
-                    .to_js(v, false, &mut self.ctx)
+                    .build(v, false, &mut self.ctx)
                     .map_err(|e| self.engine_error(e))?,
                 None => JsValue::null(),
             };
@@ -346,7 +346,7 @@ impl Worker {
         self.sink.borrow_mut().scope = ddoc_id.to_owned();
         let js_req = self
             .builder
-            .to_js(req, false, &mut self.ctx)
+            .build(req, false, &mut self.ctx)
             .map_err(|e| self.engine_error(e))?;
         let mut out = Vec::with_capacity(docs.len());
         for doc in docs {
@@ -355,7 +355,7 @@ impl Worker {
                 doc.get("_id").and_then(Value::as_str).map(str::to_owned);
             let js_doc = self
                 .builder
-                .to_js(&doc, false, &mut self.ctx)
+                .build(&doc, false, &mut self.ctx)
                 .map_err(|e| self.engine_error(e))?;
             match f
                 .function
@@ -446,7 +446,7 @@ impl Worker {
         // Frozen, so a function cannot leave state in the cached `this`.
         let js_ddoc = self
             .builder
-            .to_js(ddoc, true, &mut self.ctx)
+            .build(ddoc, true, &mut self.ctx)
             .map_err(|e| self.engine_error(e))?;
         let f = DdocFunction {
             function,
@@ -479,7 +479,7 @@ impl Worker {
     fn make_require(&mut self, root: &Value) -> Result<JsValue> {
         let root = self
             .builder
-            .to_js(root, true, &mut self.ctx)
+            .build(root, true, &mut self.ctx)
             .map_err(|e| self.engine_error(e))?;
         self.make_require
             .call(&JsValue::undefined(), &[root], &mut self.ctx)
