@@ -384,6 +384,28 @@ fn containment_huge_values() {
     );
     let out = pool.map(&g, vec![json!({"_id": "a"})]).unwrap();
     assert!(out[0][0].as_ref().unwrap_err().contains("RangeError"));
+    // So are they through JSON.stringify (boa's own would overflow the native
+    // stack and abort the process), toJSON and log; replacer/indent still work.
+    let g = group(
+        "stringify",
+        &["function(doc) {
+          var o = 1; for (var i = 0; i < 100000; i++) o = [o];
+          var seen = [];
+          [function() { JSON.stringify(o); }, function() { toJSON(o); }, function() { log(o); },
+           function() { JSON.stringify(o, null, 2); }].forEach(function(f) {
+            try { f(); seen.push('no error'); } catch (e) { seen.push(e.name); }
+          });
+          emit(seen, [JSON.stringify({a: [1, {b: undefined}]}, null, 1), JSON.stringify(new Error('x')), toJSON(undefined) === undefined]);
+        }"],
+    );
+    let out = pool.map(&g, vec![json!({"_id": "a"})]).unwrap();
+    assert_eq!(
+        rows(&out[0][0]),
+        json!([[
+            ["RangeError", "RangeError", "RangeError", "RangeError"],
+            ["{\n \"a\": [\n  1,\n  {}\n ]\n}", "{}", true]
+        ]])
+    );
     assert_answers(&pool);
 }
 

@@ -7,7 +7,7 @@
 //! become `{"error": name, "message": msg}`.
 
 use boa_engine::builtins::error::Error as ErrorData;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use boa_engine::object::builtins::{JsArray, JsFunction};
 use boa_engine::object::IntegrityLevel;
@@ -115,6 +115,10 @@ pub struct OutputLimits {
     pub max_depth: usize,
     /// Rough upper bound of the JSON text size, in bytes.
     pub max_bytes: usize,
+    /// CouchDB's `error_to_json` for emitted values: `Error` objects become
+    /// `{"error": name, "message": msg}`. Off for plain `JSON.stringify`,
+    /// which sees only their (usually no) enumerable members.
+    pub errors_as_objects: bool,
 }
 
 impl Default for OutputLimits {
@@ -122,6 +126,7 @@ impl Default for OutputLimits {
         OutputLimits {
             max_depth: 4096,
             max_bytes: 64 << 20,
+            errors_as_objects: true,
         }
     }
 }
@@ -139,7 +144,7 @@ pub fn to_json(
     let mut walker = Walker {
         limits,
         bytes: 0,
-        stack: Vec::new(),
+        stack: HashSet::new(),
     };
     walker.property(value.clone(), HolderKey::Root, ctx)
 }
@@ -180,8 +185,9 @@ impl HolderKey<'_> {
 struct Walker {
     limits: OutputLimits,
     bytes: usize,
-    /// Objects being serialised, for cycle detection (`JSON.stringify`'s stack).
-    stack: Vec<JsObject>,
+    /// Objects being serialised, for cycle detection (`JSON.stringify`'s
+    /// stack); its size is the current depth.
+    stack: HashSet<JsObject>,
 }
 
 impl Walker {
@@ -207,7 +213,7 @@ impl Walker {
     ) -> JsResult<Option<Value>> {
         let mut value = value;
         if let Some(object) = value.as_object() {
-            if object.is::<ErrorData>() {
+            if self.limits.errors_as_objects && object.is::<ErrorData>() {
                 return self.error_object(&object, ctx).map(Some);
             }
             let to_json = object.get(js_string!("toJSON"), ctx)?;
@@ -242,11 +248,7 @@ impl Walker {
     }
 
     fn object(&mut self, object: JsObject, ctx: &mut Context) -> JsResult<Value> {
-        if self
-            .stack
-            .iter()
-            .any(|seen| JsObject::equals(seen, &object))
-        {
+        if self.stack.contains(&object) {
             return Err(JsNativeError::typ()
                 .with_message("cyclic object value")
                 .into());
@@ -262,13 +264,13 @@ impl Walker {
         if let Some(primitive) = boxed_primitive(&object, ctx)? {
             return Ok(primitive);
         }
-        self.stack.push(object.clone());
+        self.stack.insert(object.clone());
         let result = if object.is_array() {
             self.array(&object, ctx)
         } else {
             self.members(&object, ctx)
         };
-        self.stack.pop();
+        self.stack.remove(&object);
         result
     }
 

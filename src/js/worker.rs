@@ -13,13 +13,16 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use boa_engine::object::builtins::{JsArray, JsFunction};
+use boa_engine::object::FunctionObjectBuilder;
 use boa_engine::property::Attribute;
-use boa_engine::{js_string, Context, JsNativeError, JsResult, JsValue, NativeFunction, Source};
+use boa_engine::{
+    js_string, Context, JsNativeError, JsObject, JsResult, JsValue, NativeFunction, Source,
+};
 use boa_gc::{Finalize, Trace};
 use serde_json::Value;
 
 use super::compile::compile_function;
-use super::convert::{to_json_or_null, JsBuilder, OutputLimits};
+use super::convert::{to_json, to_json_or_null, JsBuilder, OutputLimits};
 use super::limits::max_nesting_for_stack;
 use super::pool::JobState;
 use super::reduce::{apply_reduce_limit, ReduceCall};
@@ -46,6 +49,15 @@ struct Sink {
 struct SinkHandle {
     #[unsafe_ignore_trace]
     sink: Rc<RefCell<Sink>>,
+}
+
+/// What the `JSON.stringify` replacement needs: the engine's own version
+/// (for replacer and indent arguments) and the output limits.
+#[derive(Trace, Finalize)]
+struct StringifyCaptures {
+    original: JsObject,
+    #[unsafe_ignore_trace]
+    limits: OutputLimits,
 }
 
 /// A map group compiled in this worker.
@@ -139,6 +151,7 @@ impl Worker {
                 JsValue::undefined(),
                 Attribute::all(),
             )?;
+            install_stringify(ctx, handle.sink.borrow().limits)?;
             ctx.eval(Source::from_bytes(RUNTIME_JS))?;
             let make_require = ctx.eval(Source::from_bytes("__settee.makeRequire"))?;
             make_require.as_function().ok_or_else(|| {
@@ -513,6 +526,61 @@ fn native_emit(
     let value = to_json_or_null(args.get(1).unwrap_or(&undefined), limits, ctx)?;
     handle.sink.borrow_mut().rows.push((key, value));
     Ok(JsValue::undefined())
+}
+
+/// Replaces `JSON.stringify` with a version that refuses values nested deeper
+/// than the converter's limit: boa's own recurses natively once per level,
+/// and a value nested a million deep (easy to build in a loop) would overflow
+/// the worker's stack and abort the process.
+fn install_stringify(ctx: &mut Context, limits: OutputLimits) -> JsResult<()> {
+    let json = ctx.global_object().get(js_string!("JSON"), ctx)?;
+    let json = json
+        .as_object()
+        .ok_or_else(|| JsNativeError::typ().with_message("JSON missing"))?;
+    let original = json
+        .get(js_string!("stringify"), ctx)?
+        .as_object()
+        .ok_or_else(|| JsNativeError::typ().with_message("JSON.stringify missing"))?;
+    let captures = StringifyCaptures {
+        original,
+        limits: OutputLimits {
+            errors_as_objects: false,
+            ..limits
+        },
+    };
+    let stringify = FunctionObjectBuilder::new(
+        ctx.realm(),
+        NativeFunction::from_copy_closure_with_captures(native_stringify, captures),
+    )
+    .name(js_string!("stringify"))
+    .length(3)
+    .build();
+    json.set(js_string!("stringify"), stringify, true, ctx)?;
+    Ok(())
+}
+
+fn native_stringify(
+    _this: &JsValue,
+    args: &[JsValue],
+    captures: &StringifyCaptures,
+    ctx: &mut Context,
+) -> JsResult<JsValue> {
+    let undefined = JsValue::undefined();
+    let value = args.first().unwrap_or(&undefined);
+    let converted = to_json(value, captures.limits, ctx)?;
+    let plain = args.iter().skip(1).all(JsValue::is_null_or_undefined);
+    if !plain {
+        // The depth is known to be safe now; the engine handles replacer and indent.
+        return captures.original.call(&JsValue::undefined(), args, ctx);
+    }
+    Ok(match converted {
+        None => JsValue::undefined(),
+        Some(json) => {
+            let text = serde_json::to_string(&json)
+                .map_err(|e| JsNativeError::typ().with_message(e.to_string()))?;
+            JsValue::from(js_string!(text.as_str()))
+        }
+    })
 }
 
 /// `__settee_log(message)`: the runtime's `log` has already made it a string.
