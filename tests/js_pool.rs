@@ -392,18 +392,36 @@ fn containment_huge_values() {
           var o = 1; for (var i = 0; i < 100000; i++) o = [o];
           var seen = [];
           [function() { JSON.stringify(o); }, function() { toJSON(o); }, function() { log(o); },
-           function() { JSON.stringify(o, null, 2); }].forEach(function(f) {
+           function() { JSON.stringify(o, null, 2); }, function() { String(o); },
+           function() { o.join(); }, function() { o.toLocaleString(); }].forEach(function(f) {
             try { f(); seen.push('no error'); } catch (e) { seen.push(e.name); }
           });
-          emit(seen, [JSON.stringify({a: [1, {b: undefined}]}, null, 1), JSON.stringify(new Error('x')), toJSON(undefined) === undefined]);
+          emit(seen, [JSON.stringify({a: [1, {b: undefined}]}, null, 1), JSON.stringify(new Error('x')),
+                      toJSON(undefined) === undefined, String([1, [2, [3]]]), [[1, [2]], 3].flat(Infinity),
+                      o.flat(Infinity).length]);
         }"],
     );
     let out = pool.map(&g, vec![json!({"_id": "a"})]).unwrap();
     assert_eq!(
         rows(&out[0][0]),
         json!([[
-            ["RangeError", "RangeError", "RangeError", "RangeError"],
-            ["{\n \"a\": [\n  1,\n  {}\n ]\n}", "{}", true]
+            [
+                "RangeError",
+                "RangeError",
+                "RangeError",
+                "RangeError",
+                "RangeError",
+                "RangeError",
+                "RangeError"
+            ],
+            [
+                "{\n \"a\": [\n  1,\n  {}\n ]\n}",
+                "{}",
+                true,
+                "1,2,3",
+                [1, 2, 3],
+                1
+            ]
         ]])
     );
     assert_answers(&pool);

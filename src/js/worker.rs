@@ -5,7 +5,7 @@
 //! never put in a `thread_local!`: boa's GC is thread-local, and a Context
 //! dropped after it at thread exit corrupts the heap.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -152,6 +152,7 @@ impl Worker {
                 Attribute::all(),
             )?;
             install_stringify(ctx, handle.sink.borrow().limits)?;
+            install_array_guards(ctx, OutputLimits::default().max_depth)?;
             ctx.eval(Source::from_bytes(RUNTIME_JS))?;
             let make_require = ctx.eval(Source::from_bytes("__settee.makeRequire"))?;
             make_require.as_function().ok_or_else(|| {
@@ -581,6 +582,83 @@ fn native_stringify(
             JsValue::from(js_string!(text.as_str()))
         }
     })
+}
+
+/// A built-in wrapped by [`install_array_guards`].
+#[derive(Trace, Finalize)]
+struct GuardCaptures {
+    original: JsObject,
+    #[unsafe_ignore_trace]
+    depth: Rc<Cell<usize>>,
+    #[unsafe_ignore_trace]
+    max_depth: usize,
+    /// For `flat`: clamp the depth argument instead of counting calls.
+    #[unsafe_ignore_trace]
+    clamp_argument: bool,
+}
+
+/// `Array.prototype.join` (and so `toString`/`String(array)`),
+/// `toLocaleString` and `flat` recurse natively into nested arrays; a value
+/// nested a million deep would overflow the stack and abort the process. The
+/// wrappers refuse (or, for `flat`, stop) at `max_depth` levels.
+fn install_array_guards(ctx: &mut Context, max_depth: usize) -> JsResult<()> {
+    let prototype = ctx.intrinsics().constructors().array().prototype();
+    let depth = Rc::new(Cell::new(0));
+    for (name, length, clamp_argument) in [
+        ("join", 1, false),
+        ("toLocaleString", 0, false),
+        ("flat", 0, true),
+    ] {
+        let original = prototype
+            .get(js_string!(name), ctx)?
+            .as_object()
+            .ok_or_else(|| {
+                JsNativeError::typ().with_message(format!("Array.prototype.{name} missing"))
+            })?;
+        let captures = GuardCaptures {
+            original,
+            depth: depth.clone(),
+            max_depth,
+            clamp_argument,
+        };
+        let guarded = FunctionObjectBuilder::new(
+            ctx.realm(),
+            NativeFunction::from_copy_closure_with_captures(native_guarded, captures),
+        )
+        .name(js_string!(name))
+        .length(length)
+        .build();
+        prototype.set(js_string!(name), guarded, true, ctx)?;
+    }
+    Ok(())
+}
+
+fn native_guarded(
+    this: &JsValue,
+    args: &[JsValue],
+    guard: &GuardCaptures,
+    ctx: &mut Context,
+) -> JsResult<JsValue> {
+    if guard.clamp_argument {
+        let depth = match args.first() {
+            Some(d) if !d.is_undefined() => d.to_number(ctx)?,
+            _ => 1.0,
+        };
+        let clamped = JsValue::new(depth.min(guard.max_depth as f64));
+        return guard.original.call(this, &[clamped], ctx);
+    }
+    if guard.depth.get() >= guard.max_depth {
+        return Err(JsNativeError::range()
+            .with_message(format!(
+                "array nested deeper than {} levels",
+                guard.max_depth
+            ))
+            .into());
+    }
+    guard.depth.set(guard.depth.get() + 1);
+    let result = guard.original.call(this, args, ctx);
+    guard.depth.set(guard.depth.get() - 1);
+    result
 }
 
 /// `__settee_log(message)`: the runtime's `log` has already made it a string.
