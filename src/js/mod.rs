@@ -62,6 +62,25 @@ pub enum ReduceLimit {
     Off,
 }
 
+impl ReduceLimit {
+    /// Parses `[query_server_config] reduce_limit` as CouchDB does: `"false"`
+    /// turns the check off, `"log"` only logs, anything else means `true`.
+    ///
+    /// ```
+    /// use settee::js::ReduceLimit;
+    /// assert_eq!(ReduceLimit::from_config("false"), ReduceLimit::Off);
+    /// assert_eq!(ReduceLimit::from_config("log"), ReduceLimit::Log);
+    /// assert_eq!(ReduceLimit::from_config("yes"), ReduceLimit::Error);
+    /// ```
+    pub fn from_config(value: &str) -> ReduceLimit {
+        match value {
+            "false" => ReduceLimit::Off,
+            "log" => ReduceLimit::Log,
+            _ => ReduceLimit::Error,
+        }
+    }
+}
+
 /// Configuration of a [`JsPool`].
 #[derive(Debug, Clone)]
 pub struct JsConfig {

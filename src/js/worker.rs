@@ -188,11 +188,15 @@ impl Worker {
         }
     }
 
-    /// Compiles `source` as `kind` and discards it (design-document checks).
+    /// Compiles `source` and discards it (design-document checks). Every
+    /// kind compiles the same way in CouchDB; `kind` only labels the log.
     pub fn compile_check(&mut self, kind: FunctionKind, source: &str) -> Result<()> {
-        let _ = kind;
         self.set_global("require", JsValue::undefined())?;
-        compile_function(&mut self.ctx, source, self.max_nesting).map(|_| ())
+        let result = compile_function(&mut self.ctx, source, self.max_nesting).map(|_| ());
+        if let Err(e) = &result {
+            tracing::debug!(target: "settee::js", kind = kind.as_str(), "compile check failed: {e}");
+        }
+        result
     }
 
     /// Runs every map function of `group` over `docs`.
