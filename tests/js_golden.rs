@@ -144,3 +144,43 @@ fn golden_map_views() {
         check_view(&pool, scenario, ddoc, view, step);
     }
 }
+
+/// JavaScript reduces (golden B_mr_js_2): reducing the rows in chunks and
+/// rereducing the chunks gives the whole-view reduction CouchDB answered.
+#[test]
+fn golden_js_reduce_with_rereduce() {
+    let pool = JsPool::new(JsConfig {
+        workers: 2,
+        ..JsConfig::default()
+    })
+    .unwrap();
+    let lines = golden_lines("B_mr_js_2");
+    let ddoc = design_doc(&lines, "_design/js");
+    for (view, step) in [("js_max", 30), ("js_distinct", 35)] {
+        let group = Arc::new(MapGroup {
+            id: format!("js2/{view}"),
+            lib: None,
+            maps: vec![ddoc["views"][view]["map"].as_str().unwrap().to_string()],
+        });
+        let docs = documents(&lines, step);
+        let out = pool.map(&group, docs.clone()).unwrap();
+        let mut rows = Vec::new();
+        for (doc, result) in docs.iter().zip(out) {
+            for (k, v) in result[0].as_ref().unwrap() {
+                rows.push((
+                    k.clone(),
+                    doc["_id"].as_str().unwrap().to_string(),
+                    v.clone(),
+                ));
+            }
+        }
+        let reduce = vec![ddoc["views"][view]["reduce"].as_str().unwrap().to_string()];
+        let mut partials = Vec::new();
+        for chunk in rows.chunks(7) {
+            partials.extend(pool.reduce(&reduce, chunk).unwrap());
+        }
+        let total = pool.rereduce(&reduce, vec![partials]).unwrap();
+        let answer = &lines.iter().find(|l| l["i"] == step).unwrap()["res"]["body"];
+        assert_eq!(total[0], answer["rows"][0]["value"], "{view}");
+    }
+}
