@@ -210,7 +210,7 @@ impl Worker {
             let doc_id = doc.get("_id").and_then(Value::as_str).map(str::to_owned);
             let js_doc = self
                 .builder
-                .build(&doc, true, &mut self.ctx)
+                .build(&doc, self.config.freeze_docs, &mut self.ctx)
                 .map_err(|e| self.engine_error(e))?;
             drop(doc);
             self.sink.borrow_mut().doc_id = doc_id;
