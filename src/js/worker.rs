@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use super::compile::compile_function;
 use super::convert::{to_json, to_json_or_null, JsBuilder, OutputLimits};
-use super::limits::max_nesting_for_stack;
+use super::limits::{check_nesting, max_nesting_for_stack};
 use super::pool::JobState;
 use super::reduce::{apply_reduce_limit, ReduceCall};
 use super::thrown::Thrown;
@@ -478,16 +478,7 @@ impl Worker {
     /// Every string a `require` could evaluate must pass the nesting scan.
     fn check_lib_nesting(&self, value: &Value) -> Result<()> {
         match value {
-            Value::String(s) => {
-                let depth = super::limits::nesting_depth(s);
-                if depth > self.max_nesting {
-                    return Err(Error::Compilation(format!(
-                        "(new InternalError(\"source nested {depth} levels deep; the limit is {}\")) ({s})",
-                        self.max_nesting
-                    )));
-                }
-                Ok(())
-            }
+            Value::String(s) => check_nesting(s, self.max_nesting),
             Value::Array(items) => items.iter().try_for_each(|v| self.check_lib_nesting(v)),
             Value::Object(members) => members.values().try_for_each(|v| self.check_lib_nesting(v)),
             _ => Ok(()),
