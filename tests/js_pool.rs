@@ -313,6 +313,24 @@ fn containment_recursion_limit() {
     );
     let err = pool.map(&g, vec![json!({"_id": "a"})]).unwrap_err();
     assert_eq!(err.name(), "os_process_error");
+    // Recursion through native built-ins (callbacks, call, getters, toJSON,
+    // sort, proxies) is counted too, so it cannot overflow the native stack.
+    for (i, src) in [
+        "function(doc) { function f() { return [1].map(f); } f(); }",
+        "function(doc) { function f() { return f.call(null); } f(); }",
+        "function(doc) { var o = {get x() { return this.x; }}; o.x; }",
+        "function(doc) { function f() { return JSON.stringify({toJSON: f}); } f(); }",
+        "function(doc) { function f(a, b) { return [2, 1].sort(f); } f(); }",
+        "function(doc) { var p = new Proxy({}, {get: function(t, k, r) { return r[k]; }}); p.x; }",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let err = pool
+            .map(&group(&format!("rec{i}"), &[src]), vec![json!({})])
+            .unwrap_err();
+        assert_eq!(err.name(), "os_process_error", "{src}");
+    }
     let err = pool
         .reduce(
             &["function(k, v) { function f() { return f(); } return f(); }".into()],
