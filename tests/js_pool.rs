@@ -313,6 +313,24 @@ fn containment_recursion_limit() {
     );
     let err = pool.map(&g, vec![json!({"_id": "a"})]).unwrap_err();
     assert_eq!(err.name(), "os_process_error");
+    // Recursion through native built-ins (callbacks, call, getters, toJSON,
+    // sort, proxies) is counted too, so it cannot overflow the native stack.
+    for (i, src) in [
+        "function(doc) { function f() { return [1].map(f); } f(); }",
+        "function(doc) { function f() { return f.call(null); } f(); }",
+        "function(doc) { var o = {get x() { return this.x; }}; o.x; }",
+        "function(doc) { function f() { return JSON.stringify({toJSON: f}); } f(); }",
+        "function(doc) { function f(a, b) { return [2, 1].sort(f); } f(); }",
+        "function(doc) { var p = new Proxy({}, {get: function(t, k, r) { return r[k]; }}); p.x; }",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let err = pool
+            .map(&group(&format!("rec{i}"), &[src]), vec![json!({})])
+            .unwrap_err();
+        assert_eq!(err.name(), "os_process_error", "{src}");
+    }
     let err = pool
         .reduce(
             &["function(k, v) { function f() { return f(); } return f(); }".into()],
@@ -384,6 +402,46 @@ fn containment_huge_values() {
     );
     let out = pool.map(&g, vec![json!({"_id": "a"})]).unwrap();
     assert!(out[0][0].as_ref().unwrap_err().contains("RangeError"));
+    // So are they through JSON.stringify (boa's own would overflow the native
+    // stack and abort the process), toJSON and log; replacer/indent still work.
+    let g = group(
+        "stringify",
+        &["function(doc) {
+          var o = 1; for (var i = 0; i < 100000; i++) o = [o];
+          var seen = [];
+          [function() { JSON.stringify(o); }, function() { toJSON(o); }, function() { log(o); },
+           function() { JSON.stringify(o, null, 2); }, function() { String(o); },
+           function() { o.join(); }, function() { o.toLocaleString(); }].forEach(function(f) {
+            try { f(); seen.push('no error'); } catch (e) { seen.push(e.name); }
+          });
+          emit(seen, [JSON.stringify({a: [1, {b: undefined}]}, null, 1), JSON.stringify(new Error('x')),
+                      toJSON(undefined) === undefined, String([1, [2, [3]]]), [[1, [2]], 3].flat(Infinity),
+                      o.flat(Infinity).length]);
+        }"],
+    );
+    let out = pool.map(&g, vec![json!({"_id": "a"})]).unwrap();
+    assert_eq!(
+        rows(&out[0][0]),
+        json!([[
+            [
+                "RangeError",
+                "RangeError",
+                "RangeError",
+                "RangeError",
+                "RangeError",
+                "RangeError",
+                "RangeError"
+            ],
+            [
+                "{\n \"a\": [\n  1,\n  {}\n ]\n}",
+                "{}",
+                true,
+                "1,2,3",
+                [1, 2, 3],
+                1
+            ]
+        ]])
+    );
     assert_answers(&pool);
 }
 

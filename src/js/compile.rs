@@ -4,7 +4,7 @@
 use boa_engine::object::builtins::JsFunction;
 use boa_engine::{Context, Source};
 
-use super::limits::nesting_depth;
+use super::limits::check_nesting;
 use super::thrown::Thrown;
 use crate::Error;
 
@@ -29,12 +29,7 @@ pub fn compile_function(
     if source.is_empty() {
         return Err(Error::not_found("missing function"));
     }
-    let depth = nesting_depth(source);
-    if depth > max_nesting {
-        return Err(Error::Compilation(format!(
-            "(new InternalError(\"source nested {depth} levels deep; the limit is {max_nesting}\")) ({source})"
-        )));
-    }
+    check_nesting(source, max_nesting)?;
     let text = if is_anonymous_function(source) {
         // The newline keeps a trailing `// comment` from swallowing the paren.
         format!("({source}\n)")

@@ -7,7 +7,9 @@
 //! become `{"error": name, "message": msg}`.
 
 use boa_engine::builtins::error::Error as ErrorData;
-use boa_engine::object::builtins::JsArray;
+use std::collections::{HashMap, HashSet};
+
+use boa_engine::object::builtins::{JsArray, JsFunction};
 use boa_engine::object::IntegrityLevel;
 use boa_engine::property::{PropertyDescriptor, PropertyKey};
 use boa_engine::{js_string, Context, JsNativeError, JsObject, JsResult, JsValue, JsVariant};
@@ -17,43 +19,85 @@ use serde_json::{Map, Number, Value};
 /// fraction, as `JSON.stringify` does (it does so up to 1e21).
 const I64_SAFE: f64 = 9_000_000_000_000_000_000.0;
 
-/// Converts JSON to a JS value. With `freeze`, every object and array is
-/// frozen, like CouchDB's `Couch.recursivelySeal(doc)` before a map runs, so
-/// one map function cannot change what the next one sees.
-pub fn to_js(value: &Value, freeze: bool, ctx: &mut Context) -> JsResult<JsValue> {
-    Ok(match value {
-        Value::Null => JsValue::null(),
-        Value::Bool(b) => JsValue::new(*b),
-        Value::Number(n) => number_to_js(n),
-        Value::String(s) => JsValue::from(js_string!(s.as_str())),
-        Value::Array(items) => {
-            let mut elements = Vec::with_capacity(items.len());
-            for item in items {
-                elements.push(to_js(item, freeze, ctx)?);
+/// Builds JS values from JSON. Keeps the property keys it has made (document
+/// member names repeat from one document to the next) and the original
+/// `Object.preventExtensions`, which user code cannot replace.
+pub struct JsBuilder {
+    keys: HashMap<String, PropertyKey>,
+    prevent_extensions: JsFunction,
+}
+
+/// Member names remembered at most; the cache is emptied when full.
+const KEY_CACHE_SIZE: usize = 4096;
+
+impl JsBuilder {
+    /// Captures `Object.preventExtensions` from a fresh context.
+    pub fn new(ctx: &mut Context) -> JsResult<Self> {
+        let object = ctx.intrinsics().constructors().object().constructor();
+        let prevent_extensions = object
+            .get(js_string!("preventExtensions"), ctx)?
+            .as_function()
+            .ok_or_else(|| JsNativeError::typ().with_message("Object.preventExtensions missing"))?;
+        Ok(JsBuilder {
+            keys: HashMap::new(),
+            prevent_extensions,
+        })
+    }
+
+    /// Converts JSON to a JS value. With `freeze`, every object and array is
+    /// frozen, like CouchDB's `Couch.recursivelySeal(doc)` before a map runs,
+    /// so one map function cannot change what the next one sees.
+    pub fn build(&mut self, value: &Value, freeze: bool, ctx: &mut Context) -> JsResult<JsValue> {
+        Ok(match value {
+            Value::Null => JsValue::null(),
+            Value::Bool(b) => JsValue::new(*b),
+            Value::Number(n) => number_to_js(n),
+            Value::String(s) => JsValue::from(js_string!(s.as_str())),
+            Value::Array(items) => {
+                let mut elements = Vec::with_capacity(items.len());
+                for item in items {
+                    elements.push(self.build(item, freeze, ctx)?);
+                }
+                let array = JsArray::from_iter(elements, ctx);
+                if freeze {
+                    array.set_integrity_level(IntegrityLevel::Frozen, ctx)?;
+                }
+                array.into()
             }
-            let array = JsArray::from_iter(elements, ctx);
-            if freeze {
-                array.set_integrity_level(IntegrityLevel::Frozen, ctx)?;
+            Value::Object(members) => {
+                let object = JsObject::with_object_proto(ctx.intrinsics());
+                for (key, member) in members {
+                    let property = PropertyDescriptor::builder()
+                        .value(self.build(member, freeze, ctx)?)
+                        .writable(!freeze)
+                        .enumerable(true)
+                        .configurable(!freeze);
+                    object.insert_property(self.key(key), property);
+                }
+                if freeze {
+                    // The members are already read-only; this only stops additions.
+                    self.prevent_extensions.call(
+                        &JsValue::undefined(),
+                        &[object.clone().into()],
+                        ctx,
+                    )?;
+                }
+                object.into()
             }
-            array.into()
+        })
+    }
+
+    fn key(&mut self, name: &str) -> PropertyKey {
+        if let Some(key) = self.keys.get(name) {
+            return key.clone();
         }
-        Value::Object(members) => {
-            let object = JsObject::with_object_proto(ctx.intrinsics());
-            for (key, member) in members {
-                let property = PropertyDescriptor::builder()
-                    .value(to_js(member, freeze, ctx)?)
-                    .writable(!freeze)
-                    .enumerable(true)
-                    .configurable(!freeze);
-                object.insert_property(js_string!(key.as_str()), property);
-            }
-            if freeze {
-                // The members are already read-only; this only stops additions.
-                object.set_integrity_level(IntegrityLevel::Sealed, ctx)?;
-            }
-            object.into()
+        if self.keys.len() >= KEY_CACHE_SIZE {
+            self.keys.clear();
         }
-    })
+        let key = PropertyKey::from(js_string!(name));
+        self.keys.insert(name.to_owned(), key.clone());
+        key
+    }
 }
 
 fn number_to_js(n: &Number) -> JsValue {
@@ -71,6 +115,10 @@ pub struct OutputLimits {
     pub max_depth: usize,
     /// Rough upper bound of the JSON text size, in bytes.
     pub max_bytes: usize,
+    /// CouchDB's `error_to_json` for emitted values: `Error` objects become
+    /// `{"error": name, "message": msg}`. Off for plain `JSON.stringify`,
+    /// which sees only their (usually no) enumerable members.
+    pub errors_as_objects: bool,
 }
 
 impl Default for OutputLimits {
@@ -78,6 +126,7 @@ impl Default for OutputLimits {
         OutputLimits {
             max_depth: 4096,
             max_bytes: 64 << 20,
+            errors_as_objects: true,
         }
     }
 }
@@ -95,9 +144,9 @@ pub fn to_json(
     let mut walker = Walker {
         limits,
         bytes: 0,
-        stack: Vec::new(),
+        stack: HashSet::new(),
     };
-    walker.property(value.clone(), &JsValue::from(js_string!("")), ctx)
+    walker.property(value.clone(), HolderKey::Root, ctx)
 }
 
 /// Like [`to_json`], but where `JSON.stringify` would leave a value out the
@@ -110,11 +159,35 @@ pub fn to_json_or_null(
     Ok(to_json(value, limits, ctx)?.unwrap_or(Value::Null))
 }
 
+/// The key a value is found under, given to its `toJSON` method; only made
+/// into a JS string when there is such a method.
+#[derive(Clone, Copy)]
+enum HolderKey<'a> {
+    Root,
+    Index(u64),
+    Property(&'a PropertyKey),
+}
+
+impl HolderKey<'_> {
+    fn to_js(self) -> JsValue {
+        match self {
+            HolderKey::Root => js_string!("").into(),
+            HolderKey::Index(i) => js_string!(i.to_string().as_str()).into(),
+            HolderKey::Property(PropertyKey::String(s)) => s.clone().into(),
+            HolderKey::Property(PropertyKey::Index(i)) => {
+                js_string!(i.get().to_string().as_str()).into()
+            }
+            HolderKey::Property(PropertyKey::Symbol(s)) => s.clone().into(),
+        }
+    }
+}
+
 struct Walker {
     limits: OutputLimits,
     bytes: usize,
-    /// Objects being serialised, for cycle detection (`JSON.stringify`'s stack).
-    stack: Vec<JsObject>,
+    /// Objects being serialised, for cycle detection (`JSON.stringify`'s
+    /// stack); its size is the current depth.
+    stack: HashSet<JsObject>,
 }
 
 impl Walker {
@@ -135,17 +208,17 @@ impl Walker {
     fn property(
         &mut self,
         value: JsValue,
-        key: &JsValue,
+        key: HolderKey<'_>,
         ctx: &mut Context,
     ) -> JsResult<Option<Value>> {
         let mut value = value;
         if let Some(object) = value.as_object() {
-            if object.is::<ErrorData>() {
+            if self.limits.errors_as_objects && object.is::<ErrorData>() {
                 return self.error_object(&object, ctx).map(Some);
             }
             let to_json = object.get(js_string!("toJSON"), ctx)?;
             if let Some(method) = to_json.as_callable() {
-                value = method.call(&value, std::slice::from_ref(key), ctx)?;
+                value = method.call(&value, &[key.to_js()], ctx)?;
             }
         }
         self.grow(1)?;
@@ -175,11 +248,7 @@ impl Walker {
     }
 
     fn object(&mut self, object: JsObject, ctx: &mut Context) -> JsResult<Value> {
-        if self
-            .stack
-            .iter()
-            .any(|seen| JsObject::equals(seen, &object))
-        {
+        if self.stack.contains(&object) {
             return Err(JsNativeError::typ()
                 .with_message("cyclic object value")
                 .into());
@@ -195,13 +264,13 @@ impl Walker {
         if let Some(primitive) = boxed_primitive(&object, ctx)? {
             return Ok(primitive);
         }
-        self.stack.push(object.clone());
+        self.stack.insert(object.clone());
         let result = if object.is_array() {
             self.array(&object, ctx)
         } else {
             self.members(&object, ctx)
         };
-        self.stack.pop();
+        self.stack.remove(&object);
         result
     }
 
@@ -210,8 +279,8 @@ impl Walker {
         let mut items = Vec::with_capacity(length.min(1 << 16) as usize);
         for index in 0..length {
             let item = array.get(index, ctx)?;
-            let key = JsValue::from(js_string!(index.to_string().as_str()));
-            items.push(self.property(item, &key, ctx)?.unwrap_or(Value::Null));
+            let json = self.property(item, HolderKey::Index(index), ctx)?;
+            items.push(json.unwrap_or(Value::Null));
         }
         Ok(Value::Array(items))
     }
@@ -232,9 +301,8 @@ impl Walker {
             if !enumerable {
                 continue;
             }
-            let member = object.get(key, ctx)?;
-            let key_value = JsValue::from(js_string!(name.as_str()));
-            if let Some(json) = self.property(member, &key_value, ctx)? {
+            let member = object.get(key.clone(), ctx)?;
+            if let Some(json) = self.property(member, HolderKey::Property(&key), ctx)? {
                 self.grow(name.len() + 4)?;
                 members.insert(name, json);
             }
@@ -374,7 +442,10 @@ mod tests {
         let doc = json!({"z": 1, "a": [1, 2.5, "é", null, true], "m": {"y": {}, "b": []},
                          "big": 9007199254740993u64, "neg": -5_000_000_000i64});
         for freeze in [false, true] {
-            let js = to_js(&doc, freeze, &mut ctx).unwrap();
+            let js = JsBuilder::new(&mut ctx)
+                .unwrap()
+                .build(&doc, freeze, &mut ctx)
+                .unwrap();
             let back = to_json(&js, OutputLimits::default(), &mut ctx)
                 .unwrap()
                 .unwrap();
@@ -388,7 +459,10 @@ mod tests {
     #[test]
     fn frozen_values_ignore_mutation() {
         let mut ctx = Context::default();
-        let doc = to_js(&json!({"a": {"b": [1]}}), true, &mut ctx).unwrap();
+        let doc = JsBuilder::new(&mut ctx)
+            .unwrap()
+            .build(&json!({"a": {"b": [1]}}), true, &mut ctx)
+            .unwrap();
         ctx.global_object()
             .set(js_string!("doc"), doc, true, &mut ctx)
             .unwrap();

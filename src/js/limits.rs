@@ -5,6 +5,8 @@
 //! the whole process. So the source is scanned first and rejected when its
 //! nesting could get anywhere near the worker's stack.
 
+use crate::Error;
+
 /// Estimates how deeply a source nests: bracket depth plus, within the
 /// innermost bracket, chains of right-recursive constructs (`!`, `~`, `?`,
 /// assignment `=`, arrows `=>`, and unary `+`/`-`), which the parser also
@@ -95,6 +97,18 @@ pub fn nesting_depth(source: &str) -> usize {
         i += 1;
     }
     max
+}
+
+/// `compilation_error` if `source` nests deeper than `max_nesting`, worded
+/// like CouchDB's compile errors: `(<error>) (<source>)`.
+pub fn check_nesting(source: &str, max_nesting: usize) -> Result<(), Error> {
+    let depth = nesting_depth(source);
+    if depth > max_nesting {
+        return Err(Error::Compilation(format!(
+            "(new InternalError(\"source nested {depth} levels deep; the limit is {max_nesting}\")) ({source})"
+        )));
+    }
+    Ok(())
 }
 
 fn bump(chains: &mut [usize]) {

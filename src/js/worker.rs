@@ -5,7 +5,7 @@
 //! never put in a `thread_local!`: boa's GC is thread-local, and a Context
 //! dropped after it at thread exit corrupts the heap.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -13,14 +13,17 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use boa_engine::object::builtins::{JsArray, JsFunction};
+use boa_engine::object::FunctionObjectBuilder;
 use boa_engine::property::Attribute;
-use boa_engine::{js_string, Context, JsNativeError, JsResult, JsValue, NativeFunction, Source};
+use boa_engine::{
+    js_string, Context, JsNativeError, JsObject, JsResult, JsValue, NativeFunction, Source,
+};
 use boa_gc::{Finalize, Trace};
 use serde_json::Value;
 
 use super::compile::compile_function;
-use super::convert::{to_js, to_json_or_null, OutputLimits};
-use super::limits::max_nesting_for_stack;
+use super::convert::{to_json, to_json_or_null, JsBuilder, OutputLimits};
+use super::limits::{check_nesting, max_nesting_for_stack};
 use super::pool::JobState;
 use super::reduce::{apply_reduce_limit, ReduceCall};
 use super::thrown::Thrown;
@@ -46,6 +49,15 @@ struct Sink {
 struct SinkHandle {
     #[unsafe_ignore_trace]
     sink: Rc<RefCell<Sink>>,
+}
+
+/// What the `JSON.stringify` replacement needs: the engine's own version
+/// (for replacer and indent arguments) and the output limits.
+#[derive(Trace, Finalize)]
+struct StringifyCaptures {
+    original: JsObject,
+    #[unsafe_ignore_trace]
+    limits: OutputLimits,
 }
 
 /// A map group compiled in this worker.
@@ -99,6 +111,7 @@ pub struct Worker {
     config: Arc<JsConfig>,
     max_nesting: usize,
     sink: Rc<RefCell<Sink>>,
+    builder: JsBuilder,
     make_require: JsFunction,
     groups: Cache<String, Rc<CompiledGroup>>,
     reduces: Cache<String, JsFunction>,
@@ -138,6 +151,8 @@ impl Worker {
                 JsValue::undefined(),
                 Attribute::all(),
             )?;
+            install_stringify(ctx, handle.sink.borrow().limits)?;
+            install_array_guards(ctx, OutputLimits::default().max_depth)?;
             ctx.eval(Source::from_bytes(RUNTIME_JS))?;
             let make_require = ctx.eval(Source::from_bytes("__settee.makeRequire"))?;
             make_require.as_function().ok_or_else(|| {
@@ -146,10 +161,12 @@ impl Worker {
                     .into()
             })
         };
-        let make_require = setup(&mut ctx).map_err(|e| Error::JavaScript {
+        let start_error = |e: boa_engine::JsError| Error::JavaScript {
             name: "os_process_error".into(),
             reason: format!("cannot start the JavaScript runtime: {e}"),
-        })?;
+        };
+        let builder = JsBuilder::new(&mut ctx).map_err(start_error)?;
+        let make_require = setup(&mut ctx).map_err(start_error)?;
         Ok(Worker {
             ctx,
             max_nesting: max_nesting_for_stack(config.stack_size, config.max_source_nesting),
@@ -158,6 +175,7 @@ impl Worker {
             ddoc_functions: Cache::new(config.cache_size * 4),
             config,
             sink,
+            builder,
             make_require,
             job: None,
         })
@@ -170,11 +188,15 @@ impl Worker {
         }
     }
 
-    /// Compiles `source` as `kind` and discards it (design-document checks).
+    /// Compiles `source` and discards it (design-document checks). Every
+    /// kind compiles the same way in CouchDB; `kind` only labels the log.
     pub fn compile_check(&mut self, kind: FunctionKind, source: &str) -> Result<()> {
-        let _ = kind;
         self.set_global("require", JsValue::undefined())?;
-        compile_function(&mut self.ctx, source, self.max_nesting).map(|_| ())
+        let result = compile_function(&mut self.ctx, source, self.max_nesting).map(|_| ());
+        if let Err(e) = &result {
+            tracing::debug!(target: "settee::js", kind = kind.as_str(), "compile check failed: {e}");
+        }
+        result
     }
 
     /// Runs every map function of `group` over `docs`.
@@ -186,7 +208,10 @@ impl Worker {
         for doc in docs {
             self.tick();
             let doc_id = doc.get("_id").and_then(Value::as_str).map(str::to_owned);
-            let js_doc = to_js(&doc, true, &mut self.ctx).map_err(|e| self.engine_error(e))?;
+            let js_doc = self
+                .builder
+                .build(&doc, self.config.freeze_docs, &mut self.ctx)
+                .map_err(|e| self.engine_error(e))?;
             drop(doc);
             self.sink.borrow_mut().doc_id = doc_id;
             let mut per_doc = Vec::with_capacity(compiled.maps.len());
@@ -261,7 +286,7 @@ impl Worker {
     fn reduce_arguments(&mut self, call: &ReduceCall) -> JsResult<(JsValue, JsValue)> {
         let mut values = Vec::with_capacity(call.values.len());
         for v in &call.values {
-            values.push(to_js(v, false, &mut self.ctx)?);
+            values.push(self.builder.build(v, false, &mut self.ctx)?);
         }
         let values = JsArray::from_iter(values, &mut self.ctx).into();
         let keys = match &call.keys {
@@ -269,7 +294,7 @@ impl Worker {
             Some(keys) => {
                 let mut pairs = Vec::with_capacity(keys.len());
                 for (key, id) in keys {
-                    let key = to_js(key, false, &mut self.ctx)?;
+                    let key = self.builder.build(key, false, &mut self.ctx)?;
                     let id = JsValue::from(js_string!(id.as_str()));
                     pairs.push(JsArray::from_iter([key, id], &mut self.ctx).into());
                 }
@@ -301,7 +326,10 @@ impl Worker {
         let mut js_args = Vec::with_capacity(4);
         for arg in args {
             let v = match arg {
-                Some(v) => to_js(v, false, &mut self.ctx).map_err(|e| self.engine_error(e))?,
+                Some(v) => self
+                    .builder
+                    .build(v, false, &mut self.ctx)
+                    .map_err(|e| self.engine_error(e))?,
                 None => JsValue::null(),
             };
             js_args.push(v);
@@ -334,13 +362,19 @@ impl Worker {
         let f = self.ddoc_function(ddoc_id, ddoc, name, source)?;
         self.set_global("require", f.require.clone())?;
         self.sink.borrow_mut().scope = ddoc_id.to_owned();
-        let js_req = to_js(req, false, &mut self.ctx).map_err(|e| self.engine_error(e))?;
+        let js_req = self
+            .builder
+            .build(req, false, &mut self.ctx)
+            .map_err(|e| self.engine_error(e))?;
         let mut out = Vec::with_capacity(docs.len());
         for doc in docs {
             self.tick();
             self.sink.borrow_mut().doc_id =
                 doc.get("_id").and_then(Value::as_str).map(str::to_owned);
-            let js_doc = to_js(&doc, false, &mut self.ctx).map_err(|e| self.engine_error(e))?;
+            let js_doc = self
+                .builder
+                .build(&doc, false, &mut self.ctx)
+                .map_err(|e| self.engine_error(e))?;
             match f
                 .function
                 .call(&f.ddoc, &[js_doc, js_req.clone()], &mut self.ctx)
@@ -428,7 +462,10 @@ impl Worker {
         self.set_global("require", require.clone())?;
         let function = compile_function(&mut self.ctx, source, self.max_nesting)?;
         // Frozen, so a function cannot leave state in the cached `this`.
-        let js_ddoc = to_js(ddoc, true, &mut self.ctx).map_err(|e| self.engine_error(e))?;
+        let js_ddoc = self
+            .builder
+            .build(ddoc, true, &mut self.ctx)
+            .map_err(|e| self.engine_error(e))?;
         let f = DdocFunction {
             function,
             ddoc: js_ddoc,
@@ -441,16 +478,7 @@ impl Worker {
     /// Every string a `require` could evaluate must pass the nesting scan.
     fn check_lib_nesting(&self, value: &Value) -> Result<()> {
         match value {
-            Value::String(s) => {
-                let depth = super::limits::nesting_depth(s);
-                if depth > self.max_nesting {
-                    return Err(Error::Compilation(format!(
-                        "(new InternalError(\"source nested {depth} levels deep; the limit is {}\")) ({s})",
-                        self.max_nesting
-                    )));
-                }
-                Ok(())
-            }
+            Value::String(s) => check_nesting(s, self.max_nesting),
             Value::Array(items) => items.iter().try_for_each(|v| self.check_lib_nesting(v)),
             Value::Object(members) => members.values().try_for_each(|v| self.check_lib_nesting(v)),
             _ => Ok(()),
@@ -458,7 +486,10 @@ impl Worker {
     }
 
     fn make_require(&mut self, root: &Value) -> Result<JsValue> {
-        let root = to_js(root, true, &mut self.ctx).map_err(|e| self.engine_error(e))?;
+        let root = self
+            .builder
+            .build(root, true, &mut self.ctx)
+            .map_err(|e| self.engine_error(e))?;
         self.make_require
             .call(&JsValue::undefined(), &[root], &mut self.ctx)
             .map_err(|e| Thrown::from_js(e, &mut self.ctx).into_error())
@@ -491,6 +522,138 @@ fn native_emit(
     let value = to_json_or_null(args.get(1).unwrap_or(&undefined), limits, ctx)?;
     handle.sink.borrow_mut().rows.push((key, value));
     Ok(JsValue::undefined())
+}
+
+/// Replaces `JSON.stringify` with a version that refuses values nested deeper
+/// than the converter's limit: boa's own recurses natively once per level,
+/// and a value nested a million deep (easy to build in a loop) would overflow
+/// the worker's stack and abort the process.
+fn install_stringify(ctx: &mut Context, limits: OutputLimits) -> JsResult<()> {
+    let json = ctx.global_object().get(js_string!("JSON"), ctx)?;
+    let json = json
+        .as_object()
+        .ok_or_else(|| JsNativeError::typ().with_message("JSON missing"))?;
+    let original = json
+        .get(js_string!("stringify"), ctx)?
+        .as_object()
+        .ok_or_else(|| JsNativeError::typ().with_message("JSON.stringify missing"))?;
+    let captures = StringifyCaptures {
+        original,
+        limits: OutputLimits {
+            errors_as_objects: false,
+            ..limits
+        },
+    };
+    let stringify = FunctionObjectBuilder::new(
+        ctx.realm(),
+        NativeFunction::from_copy_closure_with_captures(native_stringify, captures),
+    )
+    .name(js_string!("stringify"))
+    .length(3)
+    .build();
+    json.set(js_string!("stringify"), stringify, true, ctx)?;
+    Ok(())
+}
+
+fn native_stringify(
+    _this: &JsValue,
+    args: &[JsValue],
+    captures: &StringifyCaptures,
+    ctx: &mut Context,
+) -> JsResult<JsValue> {
+    let undefined = JsValue::undefined();
+    let value = args.first().unwrap_or(&undefined);
+    let converted = to_json(value, captures.limits, ctx)?;
+    let plain = args.iter().skip(1).all(JsValue::is_null_or_undefined);
+    if !plain {
+        // The depth is known to be safe now; the engine handles replacer and indent.
+        return captures.original.call(&JsValue::undefined(), args, ctx);
+    }
+    Ok(match converted {
+        None => JsValue::undefined(),
+        Some(json) => {
+            let text = serde_json::to_string(&json)
+                .map_err(|e| JsNativeError::typ().with_message(e.to_string()))?;
+            JsValue::from(js_string!(text.as_str()))
+        }
+    })
+}
+
+/// A built-in wrapped by [`install_array_guards`].
+#[derive(Trace, Finalize)]
+struct GuardCaptures {
+    original: JsObject,
+    #[unsafe_ignore_trace]
+    depth: Rc<Cell<usize>>,
+    #[unsafe_ignore_trace]
+    max_depth: usize,
+    /// For `flat`: clamp the depth argument instead of counting calls.
+    #[unsafe_ignore_trace]
+    clamp_argument: bool,
+}
+
+/// `Array.prototype.join` (and so `toString`/`String(array)`),
+/// `toLocaleString` and `flat` recurse natively into nested arrays; a value
+/// nested a million deep would overflow the stack and abort the process. The
+/// wrappers refuse (or, for `flat`, stop) at `max_depth` levels.
+fn install_array_guards(ctx: &mut Context, max_depth: usize) -> JsResult<()> {
+    let prototype = ctx.intrinsics().constructors().array().prototype();
+    let depth = Rc::new(Cell::new(0));
+    for (name, length, clamp_argument) in [
+        ("join", 1, false),
+        ("toLocaleString", 0, false),
+        ("flat", 0, true),
+    ] {
+        let original = prototype
+            .get(js_string!(name), ctx)?
+            .as_object()
+            .ok_or_else(|| {
+                JsNativeError::typ().with_message(format!("Array.prototype.{name} missing"))
+            })?;
+        let captures = GuardCaptures {
+            original,
+            depth: depth.clone(),
+            max_depth,
+            clamp_argument,
+        };
+        let guarded = FunctionObjectBuilder::new(
+            ctx.realm(),
+            NativeFunction::from_copy_closure_with_captures(native_guarded, captures),
+        )
+        .name(js_string!(name))
+        .length(length)
+        .build();
+        prototype.set(js_string!(name), guarded, true, ctx)?;
+    }
+    Ok(())
+}
+
+fn native_guarded(
+    this: &JsValue,
+    args: &[JsValue],
+    guard: &GuardCaptures,
+    ctx: &mut Context,
+) -> JsResult<JsValue> {
+    if guard.clamp_argument {
+        let depth = match args.first() {
+            Some(d) if !d.is_undefined() => d.to_number(ctx)?,
+            _ => 1.0,
+        };
+        let clamped = JsValue::new(depth.min(guard.max_depth as f64));
+        return guard.original.call(this, &[clamped], ctx);
+    }
+    if guard.depth.get() >= guard.max_depth {
+        return Err(JsNativeError::range()
+            .with_message(format!(
+                "array nested deeper than {} levels",
+                guard.max_depth
+            ))
+            .into());
+    }
+    guard.depth.set(guard.depth.get() + 1);
+    let result = guard.original.call(this, args, ctx);
+    guard.depth.set(guard.depth.get() - 1);
+    result
 }
 
 /// `__settee_log(message)`: the runtime's `log` has already made it a string.
