@@ -164,4 +164,14 @@ fn demo_runs_on_a_small_dataset() {
         5
     );
     assert_eq!(report["last_changes"]["last_seq"], 2500);
+    let builds = report["index_builds"].as_array().unwrap();
+    assert_eq!(builds.len(), 3);
+    assert!(builds
+        .iter()
+        .all(|b| b["indexed_seq"].as_u64() >= Some(2500)));
+    assert_eq!(report["queries"].as_array().unwrap().len(), 6);
+    assert_eq!(report["refused_write"]["error"], "forbidden");
+    let before = report["update_visible"]["before"]["rows"][0]["value"].as_i64();
+    let after = report["update_visible"]["after"]["rows"][0]["value"].as_i64();
+    assert_eq!(after, before.map(|b| b + 1000));
 }

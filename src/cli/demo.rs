@@ -70,6 +70,7 @@ fn demo(path: &std::path::Path, docs: u64) -> Result<i32> {
             .since(Since::Seq(since))
             .include_docs(false),
     )?;
+    let info = db.info()?;
     let pool = JsPool::new(JsConfig::default())?;
     DocValidator::install(&db, pool.clone());
     let views = ViewEngine::new(db.clone(), pool);
@@ -152,7 +153,7 @@ fn demo(path: &std::path::Path, docs: u64) -> Result<i32> {
         "generate_seconds": generate_secs,
         "import_seconds": import_secs,
         "import_docs_per_sec": (docs as f64 / import_secs.max(1e-9)).round(),
-        "info": db.info()?,
+        "info": info,
         "sample_docs": sample,
         "last_changes": changes,
         "index_builds": builds,
