@@ -15,70 +15,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use serde_json::{json, Value};
+use serde_json::Value;
+use settee::bench_data::OrdersGenerator;
 use settee::js::{JsConfig, JsPool, MapGroup};
 
 const SIMPLE: &str = "function(doc){ if(doc.type==='order') emit(doc.customer, doc.total); }";
 const HEAVY: &str = "function(doc){\n  var n = doc.items ? doc.items.length : 0;\n  emit([doc.type, doc.customer, doc.ts], doc.total);\n  emit([doc.region, doc.status, doc.type], 1);\n  emit([doc.customer, n], n);\n}";
 
-/// Documents shaped like gen_orders.py's (same fields, value ranges and
-/// proportions), from a small deterministic generator.
+/// The orders dataset of ../shared/bench (the same generator as `settee demo`).
 fn orders(n: usize) -> Vec<Value> {
-    const TYPES: [&str; 10] = [
-        "order", "order", "order", "order", "order", "order", "order", "customer", "customer",
-        "product",
-    ];
-    const STATUSES: [&str; 4] = ["new", "paid", "shipped", "cancelled"];
-    const REGIONS: [&str; 8] = [
-        "north", "south", "east", "west", "central", "apac", "emea", "latam",
-    ];
-    const WORDS: [&str; 19] = [
-        "lorem",
-        "ipsum",
-        "dolor",
-        "sit",
-        "amet",
-        "consectetur",
-        "adipiscing",
-        "elit",
-        "sed",
-        "do",
-        "eiusmod",
-        "tempor",
-        "incididunt",
-        "ut",
-        "labore",
-        "et",
-        "dolore",
-        "magna",
-        "aliqua",
-    ];
-    let mut state: u64 = 42;
-    let mut next = move |bound: u64| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) % bound
-    };
-    (0..n)
-        .map(|i| {
-            let items: Vec<Value> = (0..1 + next(5))
-                .map(|_| json!({"sku": format!("sku{:05}", next(20000)), "qty": 1 + next(9), "price": 1 + next(200)}))
-                .collect();
-            let note: Vec<&str> = (0..3 + next(8)).map(|_| WORDS[next(19) as usize]).collect();
-            json!({
-                "_id": format!("doc{i:08}"),
-                "type": TYPES[next(10) as usize],
-                "customer": format!("cust{:04}", next(1000)),
-                "total": 1 + next(1000),
-                "status": STATUSES[next(4) as usize],
-                "region": REGIONS[next(8) as usize],
-                "ts": 1_700_000_000 + i as u64 * 37,
-                "items": items,
-                "note": note.join(" "),
-            })
-        })
-        .collect()
+    OrdersGenerator::new(42).take(n).collect()
 }
 
 /// CPU time of the whole process (all threads), in nanoseconds.

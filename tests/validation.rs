@@ -1,23 +1,11 @@
 //! `validate_doc_update` and design-document checks on every write path.
 
-use std::sync::OnceLock;
+mod common;
 
+use common::pool;
 use serde_json::{json, Value};
-use settee::js::{JsConfig, JsPool};
 use settee::validation::{DocValidator, SECURITY_META_KEY};
 use settee::{BulkOptions, Database, ReadOptions, UserCtx};
-
-fn pool() -> JsPool {
-    static POOL: OnceLock<JsPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        JsPool::new(JsConfig {
-            workers: 2,
-            ..JsConfig::default()
-        })
-        .expect("pool")
-    })
-    .clone()
-}
 
 fn db() -> (tempfile::TempDir, Database) {
     let dir = tempfile::tempdir().unwrap();

@@ -2,25 +2,13 @@
 //! built by the updater on the JavaScript pool, queries through `ViewEngine`,
 //! checked against CouchDB's vectors and behaviour.
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+mod common;
 
+use common::pool;
 use serde_json::{json, Value};
-use settee::js::{JsConfig, JsPool};
 use settee::view::{ViewEngine, ViewQuery};
 use settee::{BulkOptions, Database, Error, ReadOptions};
-
-fn pool() -> JsPool {
-    static POOL: OnceLock<JsPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        JsPool::new(JsConfig {
-            workers: 2,
-            ..JsConfig::default()
-        })
-        .expect("pool")
-    })
-    .clone()
-}
+use std::path::PathBuf;
 
 fn shared(path: &str) -> PathBuf {
     let base = std::env::var_os("SETTEE_SHARED_DIR")

@@ -183,14 +183,7 @@ impl ViewEngine {
             .reduce
             .map(|i| ddoc.group.maps[view_ref.map].reduces[i].reducer.clone());
         let resolved = query.resolve(reducer.is_some())?;
-        if !ddoc.group.is_javascript() {
-            return Err(Error::couch(
-                500,
-                "unknown_query_language",
-                ddoc.group.language.clone(),
-            ));
-        }
-        let group = self.open_group(&ddoc.group)?;
+        let group = self.open_javascript_group(&ddoc)?;
         match query.update {
             UpdateMode::True => {
                 self.update_group(&group, &mut |_| {})?;
@@ -240,14 +233,7 @@ impl ViewEngine {
     /// `progress` after every batch. Returns the sequence indexed.
     pub fn update(&self, ddoc_id: &str, progress: &mut dyn FnMut(BuildProgress)) -> Result<u64> {
         let ddoc = self.design_doc(ddoc_id)?;
-        if !ddoc.group.is_javascript() {
-            return Err(Error::couch(
-                500,
-                "unknown_query_language",
-                ddoc.group.language.clone(),
-            ));
-        }
-        let group = self.open_group(&ddoc.group)?;
+        let group = self.open_javascript_group(&ddoc)?;
         self.update_group(&group, progress)
     }
 
@@ -349,6 +335,19 @@ impl ViewEngine {
                 _ => None,
             })
             .collect())
+    }
+
+    /// Opens the index of a design document whose views this engine can run
+    /// (CouchDB answers 500 `unknown_query_language` for the others).
+    fn open_javascript_group(&self, ddoc: &DesignDoc) -> Result<Arc<OpenGroup>> {
+        if !ddoc.group.is_javascript() {
+            return Err(Error::couch(
+                500,
+                "unknown_query_language",
+                ddoc.group.language.clone(),
+            ));
+        }
+        self.open_group(&ddoc.group)
     }
 
     fn open_group(&self, group: &ViewGroup) -> Result<Arc<OpenGroup>> {
