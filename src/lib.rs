@@ -19,6 +19,7 @@
 pub mod bench_data;
 mod error;
 pub mod store;
+pub mod view;
 
 pub use error::{Error, Result};
 pub use store::{

@@ -1,0 +1,461 @@
+//! The view engine of one database: opens each design document's index,
+//! keeps it up to date from the changes feed, and answers queries.
+//!
+//! Threads: the caller's thread reads changes and runs map functions on the
+//! JavaScript pool (which spreads a batch over its workers); collation
+//! encoding runs on rayon; one writer thread applies each batch to LMDB in a
+//! single transaction together with the checkpoint. One update pass runs per
+//! group at a time: a query that needs a fresher index waits for the running
+//! pass and then finds its sequence covered, instead of starting another.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::collate::{collator_version, Collation};
+use crate::error::{Error, Result};
+use crate::js::{JsPool, MapGroup};
+use crate::store::{Database, IndexChange, ReadOptions, Rev};
+use crate::view::design::{DesignDoc, Reducer, ViewCollation, ViewGroup};
+use crate::view::index::{DocRows, IndexIdentity, IndexStore, StoredRow};
+use crate::view::query::{UpdateMode, ViewQuery};
+use crate::view::read::{MapRow, ReduceRow, Reduction, TreeReader};
+use crate::view::rows::{prepare_doc_rows, TreeOutput};
+
+/// Documents read and mapped per batch; one LMDB transaction each.
+const BATCH_DOCS: usize = 2_000;
+
+/// Rows per JavaScript reduce call before partial results are rereduced.
+const JS_REDUCE_CHUNK: usize = 500;
+
+/// A view query's response, serialising to CouchDB's JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ViewResponse {
+    /// `{"total_rows", "offset", ["update_seq",] "rows"}`.
+    Map {
+        /// Rows in the whole view.
+        total_rows: u64,
+        /// Rows before the first returned one, in walking order.
+        offset: u64,
+        /// With `update_seq=true`: the sequence the index reflects.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        update_seq: Option<u64>,
+        /// The rows.
+        rows: Vec<MapRow>,
+    },
+    /// `{["update_seq",] "rows"}`.
+    Reduce {
+        /// With `update_seq=true`: the sequence the index reflects.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        update_seq: Option<u64>,
+        /// The groups.
+        rows: Vec<ReduceRow>,
+    },
+}
+
+/// How far an update pass has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildProgress {
+    /// Documents indexed in this pass.
+    pub docs_done: u64,
+    /// Changes the pass set out to index (an estimate from sequences).
+    pub docs_total: u64,
+    /// The checkpoint reached.
+    pub seq: u64,
+}
+
+/// The view engine of one database.
+///
+/// ```no_run
+/// use serde_json::json;
+/// use settee::js::{JsConfig, JsPool};
+/// use settee::view::{ViewEngine, ViewQuery};
+/// use settee::Database;
+///
+/// let db = Database::open_or_create("/tmp/settee-example")?;
+/// db.put(json!({"_id": "_design/app", "views": {
+///     "by_type": {"map": "function(doc){ emit(doc.type, 1); }", "reduce": "_count"}}}))?;
+/// db.put(json!({"_id": "a", "type": "order"}))?;
+/// let views = ViewEngine::new(db, JsPool::new(JsConfig::default())?);
+/// let response = views.query("_design/app", "by_type", &ViewQuery::new().group(true))?;
+/// println!("{}", serde_json::to_string(&response)?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct ViewEngine {
+    db: Database,
+    pool: JsPool,
+}
+
+/// An index opened for a group, shared by every engine in the process (LMDB
+/// allows one environment per directory per process).
+struct OpenGroup {
+    group: ViewGroup,
+    index: IndexStore,
+    map_group: Arc<MapGroup>,
+    /// Held for the whole of an update pass.
+    updating: Mutex<()>,
+}
+
+fn open_groups() -> &'static Mutex<HashMap<PathBuf, Weak<OpenGroup>>> {
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<OpenGroup>>>> = OnceLock::new();
+    OPEN.get_or_init(Default::default)
+}
+
+impl ViewEngine {
+    /// The views of `db`, running JavaScript on `pool`.
+    pub fn new(db: Database, pool: JsPool) -> ViewEngine {
+        ViewEngine { db, pool }
+    }
+
+    /// The database.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Where a group's index lives.
+    pub fn index_dir(&self, signature: &str) -> PathBuf {
+        self.db.path().join("views").join(signature)
+    }
+
+    /// Loads and parses a design document (`_design/...`).
+    pub fn design_doc(&self, ddoc_id: &str) -> Result<DesignDoc> {
+        let doc = self.db.get(ddoc_id, &ReadOptions::default())?;
+        DesignDoc::parse(&doc)
+    }
+
+    /// Answers a view query, as `GET /db/_design/d/_view/v` does.
+    pub fn query(&self, ddoc_id: &str, view: &str, query: &ViewQuery) -> Result<ViewResponse> {
+        let ddoc = self.design_doc(ddoc_id)?;
+        let Some(view_ref) = ddoc.group.view(view) else {
+            return Err(Error::not_found("missing_named_view"));
+        };
+        let reducer = view_ref
+            .reduce
+            .map(|i| ddoc.group.maps[view_ref.map].reduces[i].reducer.clone());
+        let resolved = query.resolve(reducer.is_some())?;
+        if !ddoc.group.is_javascript() {
+            return Err(Error::couch(500, "unknown_query_language", ddoc.group.language.clone()));
+        }
+        let group = self.open_group(&ddoc.group)?;
+        match query.update {
+            UpdateMode::True => {
+                self.update_group(&group, &mut |_| {})?;
+            }
+            UpdateMode::False => {}
+            UpdateMode::Lazy => {
+                let engine = self.clone();
+                let lazy = group.clone();
+                std::thread::spawn(move || {
+                    if let Err(e) = engine.update_group(&lazy, &mut |_| {}) {
+                        tracing::warn!(error = %e, "background view update failed");
+                    }
+                });
+            }
+        }
+        let txn = group.index.read_txn()?;
+        let tree = &group.group.maps[view_ref.map];
+        let reader = TreeReader {
+            store: &group.index,
+            txn: &txn,
+            tree: view_ref.map as u16,
+            collation: collation_of(tree.collation),
+        };
+        let update_seq = if query.update_seq {
+            Some(group.index.update_seq(&txn)?)
+        } else {
+            None
+        };
+        if resolved.reduce {
+            let reducer = reducer.expect("a reduce query has a reducer");
+            let rows = reader.reduce_rows(&resolved, &mut |rows| self.reduce_group(&reducer, rows))?;
+            return Ok(ViewResponse::Reduce { update_seq, rows });
+        }
+        let conflicts = query.conflicts == Some(true);
+        let mut load = |id: &str, rev: Option<&str>| self.load_doc(id, rev, conflicts);
+        let map = reader.map_rows(&resolved, &mut load)?;
+        Ok(ViewResponse::Map {
+            total_rows: map.total_rows,
+            offset: map.offset,
+            update_seq,
+            rows: map.rows,
+        })
+    }
+
+    /// Brings a design document's index up to date with the database, calling
+    /// `progress` after every batch. Returns the sequence indexed.
+    pub fn update(
+        &self,
+        ddoc_id: &str,
+        progress: &mut dyn FnMut(BuildProgress),
+    ) -> Result<u64> {
+        let ddoc = self.design_doc(ddoc_id)?;
+        if !ddoc.group.is_javascript() {
+            return Err(Error::couch(500, "unknown_query_language", ddoc.group.language.clone()));
+        }
+        let group = self.open_group(&ddoc.group)?;
+        self.update_group(&group, progress)
+    }
+
+    /// Deletes the indexes no design document uses any longer
+    /// (`POST /db/_view_cleanup`). Returns the signatures removed.
+    pub fn cleanup(&self) -> Result<Vec<String>> {
+        let mut live = std::collections::HashSet::new();
+        for ddoc in self.design_docs()? {
+            live.insert(ddoc.group.signature);
+        }
+        let dir = self.db.path().join("views");
+        let mut removed = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(removed);
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if live.contains(&name) {
+                continue;
+            }
+            let path = entry.path();
+            // An index still open in this process is in use by a running query.
+            let open = open_groups()
+                .lock()
+                .expect("registry lock")
+                .get(&path)
+                .is_some_and(|w| w.strong_count() > 0);
+            if !open {
+                std::fs::remove_dir_all(&path)?;
+                removed.push(name);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Every parseable design document of the database.
+    fn design_docs(&self) -> Result<Vec<DesignDoc>> {
+        let query = crate::store::AllDocsQuery::new()
+            .start_key("_design/")
+            .end_key("_design0")
+            .include_docs(true);
+        let response = self.db.all_docs(&query)?;
+        Ok(response
+            .rows
+            .iter()
+            .filter_map(|row| row.doc.as_ref())
+            .filter_map(|doc| DesignDoc::parse(doc).ok())
+            .collect())
+    }
+
+    fn open_group(&self, group: &ViewGroup) -> Result<Arc<OpenGroup>> {
+        let dir = self.index_dir(&group.signature);
+        let mut open = open_groups().lock().expect("registry lock");
+        if let Some(existing) = open.get(&dir).and_then(Weak::upgrade) {
+            return Ok(existing);
+        }
+        let identity = IndexIdentity {
+            signature: group.signature.clone(),
+            collator_version: collator_version(),
+            trees: group.maps.len() as u16,
+        };
+        wait_for_close(&dir);
+        let index = IndexStore::open(&dir, &identity)?;
+        let opened = Arc::new(OpenGroup {
+            map_group: Arc::new(MapGroup {
+                id: group.signature.clone(),
+                lib: group.lib.clone(),
+                maps: group
+                    .maps
+                    .iter()
+                    .map(|m| m.map_source().unwrap_or_default().to_string())
+                    .collect(),
+            }),
+            group: group.clone(),
+            index,
+            updating: Mutex::new(()),
+        });
+        open.insert(dir, Arc::downgrade(&opened));
+        Ok(opened)
+    }
+
+    /// One update pass: index every change after the group's checkpoint.
+    fn update_group(
+        &self,
+        group: &OpenGroup,
+        progress: &mut dyn FnMut(BuildProgress),
+    ) -> Result<u64> {
+        let target = self.db.update_seq()?;
+        let _pass = group.updating.lock().expect("update lock");
+        let start = {
+            let txn = group.index.read_txn()?;
+            group.index.update_seq(&txn)?
+        };
+        if start >= target {
+            return Ok(start);
+        }
+        let collations: Vec<Collation> = group
+            .group
+            .maps
+            .iter()
+            .map(|m| collation_of(m.collation))
+            .collect();
+        let mut done = 0;
+        let mut seq = start;
+        std::thread::scope(|scope| -> Result<()> {
+            // The writer applies batch N while this thread maps batch N + 1.
+            let (to_writer, batches) = crossbeam_channel::bounded::<(Vec<DocRows>, u64)>(1);
+            let writer = scope.spawn(move || -> Result<()> {
+                for (rows, seq) in batches {
+                    group.index.apply(&rows, seq)?;
+                }
+                Ok(())
+            });
+            let mapped = (|| -> Result<()> {
+                loop {
+                    let changes = self.db.changes_for_indexing(seq, BATCH_DOCS)?;
+                    let Some(last) = changes.last() else { break };
+                    let last_seq = last.seq;
+                    let rows = self.map_changes(group, &collations, changes)?;
+                    done += rows.len() as u64;
+                    seq = last_seq;
+                    if to_writer.send((rows, seq)).is_err() {
+                        break;
+                    }
+                    progress(BuildProgress {
+                        docs_done: done,
+                        docs_total: target - start,
+                        seq,
+                    });
+                }
+                Ok(())
+            })();
+            drop(to_writer);
+            let written = writer.join().expect("index writer panicked");
+            mapped.and(written)
+        })?;
+        Ok(seq)
+    }
+
+    /// Maps one batch of changes and encodes the resulting rows.
+    fn map_changes(
+        &self,
+        group: &OpenGroup,
+        collations: &[Collation],
+        changes: Vec<IndexChange>,
+    ) -> Result<Vec<DocRows>> {
+        let include_design = group.group.include_design();
+        let local_seq = group.group.local_seq();
+        let mut ids = Vec::with_capacity(changes.len());
+        let mut docs = Vec::with_capacity(changes.len());
+        let mut removed = Vec::new();
+        for change in changes {
+            match change.doc {
+                Some(mut doc) if !change.deleted => {
+                    if change.id.starts_with("_design/") && !include_design {
+                        continue;
+                    }
+                    if !local_seq {
+                        if let Some(members) = doc.as_object_mut() {
+                            members.shift_remove("_local_seq");
+                        }
+                    }
+                    ids.push(change.id);
+                    docs.push(doc);
+                }
+                _ => removed.push(DocRows {
+                    doc_id: change.id,
+                    rows: Vec::new(),
+                }),
+            }
+        }
+        let outputs = if docs.is_empty() {
+            Vec::new()
+        } else {
+            self.pool.map(&group.map_group, docs)?
+        };
+        let mut rows: Vec<DocRows> = ids
+            .into_par_iter()
+            .zip(outputs.into_par_iter())
+            .map(|(id, per_map)| {
+                let outputs = per_map
+                    .into_iter()
+                    .enumerate()
+                    .map(|(tree, emits)| TreeOutput {
+                        tree: tree as u16,
+                        collation: collations[tree],
+                        // A map that threw for this doc contributes nothing.
+                        emits: emits.unwrap_or_default(),
+                    })
+                    .collect();
+                prepare_doc_rows(&id, outputs)
+            })
+            .collect();
+        rows.extend(removed);
+        Ok(rows)
+    }
+
+    /// Reduces one group's rows with a view's reducer.
+    fn reduce_group(&self, reducer: &Reducer, rows: &[StoredRow]) -> Result<Reduction> {
+        match reducer {
+            Reducer::Builtin(builtin) => {
+                let rows: Vec<(Value, String, Value)> = rows
+                    .iter()
+                    .map(|r| (r.key.clone(), r.doc_id.clone(), r.value.clone()))
+                    .collect();
+                builtin.reduce(&rows).map(Reduction::Value)
+            }
+            Reducer::JavaScript(source) => {
+                let sources = [source.clone()];
+                let mut partials = Vec::new();
+                for chunk in rows.chunks(JS_REDUCE_CHUNK) {
+                    let chunk: Vec<(Value, String, Value)> = chunk
+                        .iter()
+                        .map(|r| (r.key.clone(), r.doc_id.clone(), r.value.clone()))
+                        .collect();
+                    let mut reduced = self.pool.reduce(&sources, &chunk)?;
+                    partials.push(reduced.remove(0));
+                }
+                let value = if partials.len() == 1 {
+                    partials.remove(0)
+                } else {
+                    self.pool.rereduce(&sources, vec![partials])?.remove(0)
+                };
+                Ok(Reduction::Value(value))
+            }
+        }
+    }
+
+    /// `include_docs`: the document (at `rev` if given), or `null`.
+    fn load_doc(&self, id: &str, rev: Option<&str>, conflicts: bool) -> Result<Value> {
+        let mut options = ReadOptions::default().conflicts(conflicts);
+        if let Some(rev) = rev {
+            match Rev::parse(rev) {
+                Ok(rev) => options = options.rev(rev),
+                Err(_) => return Ok(Value::Null),
+            }
+        }
+        match self.db.get(id, &options) {
+            Ok(doc) => Ok(doc),
+            Err(Error::NotFound(_)) => Ok(Value::Null),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn collation_of(collation: ViewCollation) -> Collation {
+    match collation {
+        ViewCollation::Unicode => Collation::Unicode,
+        ViewCollation::Raw => Collation::Raw,
+    }
+}
+
+/// heed closes an environment asynchronously after its last handle drops; a
+/// reopen must wait for that, or heed reports it as already open.
+fn wait_for_close(dir: &Path) {
+    if let Some(event) = heed::env_closing_event(dir) {
+        event.wait();
+    }
+}

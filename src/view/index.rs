@@ -1,0 +1,849 @@
+//! On-disk storage of one view group's index: one LMDB environment per group,
+//! in a directory named by the group's signature.
+//!
+//! Tables:
+//! - `meta`: the header (signature, collator version, format, checkpoint seq,
+//!   row count per tree), written in the same transaction as the rows it
+//!   describes, so a crash never leaves rows and checkpoint out of step.
+//! - `rows`: every tree's rows, keyed by `tree (u16 BE) ‖ LMDB key` and valued
+//!   by `doc id length (u32 BE) ‖ doc id ‖ JSON [key, value]`.
+//! - `back`: the back-index, doc id → the sort keys of the rows it emitted, so
+//!   an update removes exactly the doc's previous rows.
+//! - `overflow`: sort keys too long for an LMDB key (see below).
+//!
+//! ## Long keys
+//! A row's LMDB key is its sort key ([`super::rowkey`]) when that fits in
+//! [`TRUNCATE_AT`] bytes. A longer sort key `S` is stored as
+//! `S[..TRUNCATE_AT] ‖ 0xFF ‖ rank (u64 BE)`, and the table `overflow` maps
+//! `tree ‖ S[..TRUNCATE_AT] ‖ rank → S`. Ranks order the long keys sharing a
+//! prefix, so LMDB order still equals sort-key order:
+//! - a sort key that fits differs from a truncated prefix within its own length,
+//!   because sort keys are prefix-free;
+//! - long keys with different prefixes differ within the prefix;
+//! - long keys with the same prefix compare by rank, and ranks are assigned in
+//!   sort-key order (midpoints between neighbours; a bucket is renumbered in the
+//!   rare case that a gap is exhausted).
+//!
+//! Query bounds map to LMDB keys the same way ([`IndexStore::seek_key`]), so
+//! every range scan is a plain LMDB range.
+
+use std::collections::HashSet;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use heed::types::Bytes;
+use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
+use md5::{Digest, Md5};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// Sort keys longer than this are stored truncated, with a rank (module docs).
+/// LMDB with `longer-keys` accepts 1982-byte keys on 4 KiB pages; the full LMDB
+/// key is `tree (2) ‖ prefix ‖ 0xFF ‖ rank (8)`.
+pub(crate) const TRUNCATE_AT: usize = 1024;
+
+/// Doc ids longer than this are keyed in the back-index by a prefix and a hash.
+const BACK_KEY_MAX: usize = 480;
+
+/// Bumped when the on-disk layout changes; an index in another format is rebuilt.
+const FORMAT_VERSION: u64 = 1;
+
+/// Virtual address space reserved for one index (the file grows only with data).
+const MAP_SIZE: usize = 1 << 40;
+
+const OVERFLOW_MARK: u8 = 0xFF;
+const FIRST_RANK: u64 = 1 << 63;
+const RANK_STEP: u64 = 1 << 32;
+
+/// What identifies the contents of an index; any difference means a rebuild.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IndexIdentity {
+    /// The view group's signature.
+    pub signature: String,
+    /// The collator's version (ICU data); keys sort differently under another.
+    pub collator_version: String,
+    /// Number of trees (distinct map functions).
+    pub trees: u16,
+}
+
+/// One row ready to store: its sort key and its stored bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PreparedRow {
+    /// The tree (distinct map function) it belongs to.
+    pub tree: u16,
+    /// [`super::rowkey::row_sort_key`].
+    pub sort_key: Vec<u8>,
+    /// The JSON text `[key, value]` as emitted.
+    pub key_value: Vec<u8>,
+}
+
+/// The new rows of one changed document (empty when it was deleted or emits nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DocRows {
+    /// The document id.
+    pub doc_id: String,
+    /// All its rows, in any order.
+    pub rows: Vec<PreparedRow>,
+}
+
+/// A row as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StoredRow {
+    /// The emitting document.
+    pub doc_id: String,
+    /// The key as emitted.
+    pub key: Value,
+    /// The value as emitted.
+    pub value: Value,
+}
+
+/// The index of one view group.
+pub(crate) struct IndexStore {
+    env: Env<WithoutTls>,
+    meta: Database<'static, Bytes, Bytes>,
+    rows: Database<'static, Bytes, Bytes>,
+    back: Database<'static, Bytes, Bytes>,
+    overflow: Database<'static, Bytes, Bytes>,
+    trees: u16,
+    truncate_at: usize,
+    path: PathBuf,
+}
+
+impl IndexStore {
+    /// Opens the index in `dir`, creating it if needed. An index whose identity
+    /// (signature, collator version, format, tree count) differs is emptied,
+    /// so it is rebuilt from sequence 0.
+    pub fn open(dir: &Path, identity: &IndexIdentity) -> Result<IndexStore> {
+        Self::open_with_truncation(dir, identity, TRUNCATE_AT)
+    }
+
+    fn open_with_truncation(
+        dir: &Path,
+        identity: &IndexIdentity,
+        truncate_at: usize,
+    ) -> Result<IndexStore> {
+        std::fs::create_dir_all(dir)?;
+        // SAFETY: one environment per directory per process: the view engine
+        // keeps a registry of open indexes and never opens a directory twice.
+        let env = unsafe {
+            EnvOpenOptions::new()
+                .read_txn_without_tls()
+                .map_size(MAP_SIZE)
+                .max_dbs(8)
+                .open(dir)
+        }
+        .map_err(storage_error)?;
+        let wtxn = env.write_txn().map_err(storage_error)?;
+        let (meta, rows, back, overflow) = env
+            .create_databases_and_commit(wtxn, |opener, wtxn| {
+                let meta = opener.create_database::<Bytes, Bytes>(wtxn, Some("meta"))?;
+                let rows = opener.create_database::<Bytes, Bytes>(wtxn, Some("rows"))?;
+                let back = opener.create_database::<Bytes, Bytes>(wtxn, Some("back"))?;
+                let overflow = opener.create_database::<Bytes, Bytes>(wtxn, Some("overflow"))?;
+                Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit((meta, rows, back, overflow)))
+            })
+            .map_err(storage_error)?
+            .commit()
+            .expect("committed");
+        let store = IndexStore {
+            env,
+            meta,
+            rows,
+            back,
+            overflow,
+            trees: identity.trees,
+            truncate_at,
+            path: dir.to_path_buf(),
+        };
+        store.check_identity(identity)?;
+        Ok(store)
+    }
+
+    fn check_identity(&self, identity: &IndexIdentity) -> Result<()> {
+        let expected = serde_json::json!({
+            "signature": identity.signature,
+            "collator_version": identity.collator_version,
+            "format": FORMAT_VERSION,
+            "trees": identity.trees,
+        })
+        .to_string();
+        let mut wtxn = self.env.write_txn().map_err(storage_error)?;
+        let current = self.meta.get(&wtxn, b"identity").map_err(storage_error)?;
+        if current == Some(expected.as_bytes()) {
+            return Ok(());
+        }
+        if current.is_some() {
+            tracing::info!(path = %self.path.display(), "index identity changed; rebuilding");
+        }
+        for db in [self.meta, self.rows, self.back, self.overflow] {
+            db.clear(&mut wtxn).map_err(storage_error)?;
+        }
+        self.meta
+            .put(&mut wtxn, b"identity", expected.as_bytes())
+            .map_err(storage_error)?;
+        wtxn.commit().map_err(storage_error)
+    }
+
+    /// The directory of this index.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A consistent read snapshot.
+    pub fn read_txn(&self) -> Result<RoTxn<'_, WithoutTls>> {
+        self.env.read_txn().map_err(storage_error)
+    }
+
+    /// The database sequence the committed index reflects.
+    pub fn update_seq(&self, txn: &RoTxn<'_, WithoutTls>) -> Result<u64> {
+        Ok(self.meta_u64(txn, b"update_seq")?.unwrap_or(0))
+    }
+
+    /// Number of rows in a tree (`total_rows`).
+    pub fn row_count(&self, txn: &RoTxn<'_, WithoutTls>, tree: u16) -> Result<u64> {
+        Ok(self.meta_u64(txn, &count_key(tree))?.unwrap_or(0))
+    }
+
+    /// Bytes used on disk.
+    pub fn disk_size(&self) -> Result<u64> {
+        self.env.real_disk_size().map_err(storage_error)
+    }
+
+    fn meta_u64(&self, txn: &RoTxn<'_, WithoutTls>, key: &[u8]) -> Result<Option<u64>> {
+        match self.meta.get(txn, key).map_err(storage_error)? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(u64::from_be_bytes(bytes.try_into().map_err(
+                |_| Error::Corrupt(format!("bad meta value in {}", self.path.display())),
+            )?))),
+        }
+    }
+
+    /// Replaces the rows of the given documents and advances the checkpoint to
+    /// `seq`, in one transaction.
+    pub fn apply(&self, docs: &[DocRows], seq: u64) -> Result<()> {
+        let mut wtxn = self.env.write_txn().map_err(storage_error)?;
+        let mut counts: Vec<i64> = vec![0; usize::from(self.trees)];
+        for doc in docs {
+            let back_key = back_key(&doc.doc_id);
+            if let Some(old) = self.back.get(&wtxn, &back_key).map_err(storage_error)? {
+                let old = decode_back(old)?;
+                for (tree, sort_key) in old {
+                    self.remove_row(&mut wtxn, tree, &sort_key)?;
+                    counts[usize::from(tree)] -= 1;
+                }
+            }
+            if doc.rows.is_empty() {
+                self.back
+                    .delete(&mut wtxn, &back_key)
+                    .map_err(storage_error)?;
+                continue;
+            }
+            let mut stored = Vec::new();
+            for row in &doc.rows {
+                self.insert_row(&mut wtxn, row, &doc.doc_id)?;
+                counts[usize::from(row.tree)] += 1;
+                encode_back(&mut stored, row.tree, &row.sort_key);
+            }
+            self.back
+                .put(&mut wtxn, &back_key, &stored)
+                .map_err(storage_error)?;
+        }
+        for (tree, delta) in counts.into_iter().enumerate() {
+            if delta != 0 {
+                let tree = tree as u16;
+                let count = self.row_count(&wtxn, tree)? as i64 + delta;
+                let count = u64::try_from(count)
+                    .map_err(|_| Error::Corrupt("negative row count".into()))?;
+                self.meta
+                    .put(&mut wtxn, &count_key(tree), &count.to_be_bytes())
+                    .map_err(storage_error)?;
+            }
+        }
+        self.meta
+            .put(&mut wtxn, b"update_seq", &seq.to_be_bytes())
+            .map_err(storage_error)?;
+        wtxn.commit().map_err(storage_error)
+    }
+
+    fn insert_row(&self, wtxn: &mut RwTxn<'_>, row: &PreparedRow, doc_id: &str) -> Result<()> {
+        let lmdb_key = if row.sort_key.len() <= self.truncate_at {
+            tree_key(row.tree, &row.sort_key)
+        } else {
+            self.allocate_overflow(wtxn, row.tree, &row.sort_key)?
+        };
+        let mut value = Vec::with_capacity(4 + doc_id.len() + row.key_value.len());
+        value.extend_from_slice(&(doc_id.len() as u32).to_be_bytes());
+        value.extend_from_slice(doc_id.as_bytes());
+        value.extend_from_slice(&row.key_value);
+        self.rows
+            .put(wtxn, &lmdb_key, &value)
+            .map_err(storage_error)
+    }
+
+    fn remove_row(&self, wtxn: &mut RwTxn<'_>, tree: u16, sort_key: &[u8]) -> Result<()> {
+        let lmdb_key = if sort_key.len() <= self.truncate_at {
+            tree_key(tree, sort_key)
+        } else {
+            let bucket = self.bucket(wtxn, tree, &sort_key[..self.truncate_at])?;
+            let Some((rank, _)) = bucket.into_iter().find(|(_, full)| full == sort_key) else {
+                return Err(Error::Corrupt("overflow entry missing for a row".into()));
+            };
+            let key = overflow_key(tree, &sort_key[..self.truncate_at], rank);
+            self.overflow.delete(wtxn, &key).map_err(storage_error)?;
+            truncated_row_key(tree, &sort_key[..self.truncate_at], rank)
+        };
+        self.rows.delete(wtxn, &lmdb_key).map_err(storage_error)?;
+        Ok(())
+    }
+
+    /// The long keys sharing `prefix`, in rank order: (rank, full sort key).
+    fn bucket(
+        &self,
+        txn: &RoTxn<'_, WithoutTls>,
+        tree: u16,
+        prefix: &[u8],
+    ) -> Result<Vec<(u64, Vec<u8>)>> {
+        let start = overflow_key(tree, prefix, 0);
+        let end = overflow_key(tree, prefix, u64::MAX);
+        let range = (Bound::Included(&start[..]), Bound::Included(&end[..]));
+        let mut out = Vec::new();
+        for entry in self.overflow.range(txn, &range).map_err(storage_error)? {
+            let (key, full) = entry.map_err(storage_error)?;
+            let rank = u64::from_be_bytes(key[key.len() - 8..].try_into().expect("8 bytes"));
+            out.push((rank, full.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn allocate_overflow(
+        &self,
+        wtxn: &mut RwTxn<'_>,
+        tree: u16,
+        sort_key: &[u8],
+    ) -> Result<Vec<u8>> {
+        let prefix = &sort_key[..self.truncate_at];
+        let bucket = self.bucket(wtxn, tree, prefix)?;
+        let position = bucket.partition_point(|(_, full)| full.as_slice() < sort_key);
+        let below = position.checked_sub(1).map(|i| bucket[i].0);
+        let above = bucket.get(position).map(|(rank, _)| *rank);
+        let rank = match (below, above) {
+            (None, None) => Some(FIRST_RANK),
+            (Some(lo), None) => lo.checked_add(RANK_STEP),
+            (None, Some(hi)) => hi.checked_sub(RANK_STEP),
+            (Some(lo), Some(hi)) => (hi - lo > 1).then(|| lo + (hi - lo) / 2),
+        };
+        let rank = match rank {
+            Some(rank) => rank,
+            None => self.renumber(wtxn, tree, prefix, bucket, position)?,
+        };
+        self.overflow
+            .put(wtxn, &overflow_key(tree, prefix, rank), sort_key)
+            .map_err(storage_error)?;
+        Ok(truncated_row_key(tree, prefix, rank))
+    }
+
+    /// Spreads a bucket's ranks evenly, leaving a gap at `position` for a new
+    /// key, and moves the rows accordingly. Returns the rank of the gap.
+    fn renumber(
+        &self,
+        wtxn: &mut RwTxn<'_>,
+        tree: u16,
+        prefix: &[u8],
+        bucket: Vec<(u64, Vec<u8>)>,
+        position: usize,
+    ) -> Result<u64> {
+        let step = u64::MAX / (bucket.len() as u64 + 2);
+        let mut moved = Vec::with_capacity(bucket.len());
+        for (rank, full) in &bucket {
+            let old_row = truncated_row_key(tree, prefix, *rank);
+            let value = self
+                .rows
+                .get(wtxn, &old_row)
+                .map_err(storage_error)?
+                .ok_or_else(|| Error::Corrupt("row missing for an overflow entry".into()))?
+                .to_vec();
+            self.rows.delete(wtxn, &old_row).map_err(storage_error)?;
+            self.overflow
+                .delete(wtxn, &overflow_key(tree, prefix, *rank))
+                .map_err(storage_error)?;
+            moved.push((full.clone(), value));
+        }
+        let rank_at = |i: usize| step * (i as u64 + 1);
+        for (i, (full, value)) in moved.into_iter().enumerate() {
+            let slot = if i < position { i } else { i + 1 };
+            let rank = rank_at(slot);
+            self.overflow
+                .put(wtxn, &overflow_key(tree, prefix, rank), &full)
+                .map_err(storage_error)?;
+            self.rows
+                .put(wtxn, &truncated_row_key(tree, prefix, rank), &value)
+                .map_err(storage_error)?;
+        }
+        Ok(rank_at(position))
+    }
+
+    /// The LMDB key `K` such that a row's sort key is `>= bound` exactly when its
+    /// LMDB key is `>= K`.
+    pub fn seek_key(
+        &self,
+        txn: &RoTxn<'_, WithoutTls>,
+        tree: u16,
+        bound: &[u8],
+    ) -> Result<Vec<u8>> {
+        if bound.len() <= self.truncate_at {
+            return Ok(tree_key(tree, bound));
+        }
+        let prefix = &bound[..self.truncate_at];
+        let bucket = self.bucket(txn, tree, prefix)?;
+        let position = bucket.partition_point(|(_, full)| full.as_slice() < bound);
+        Ok(match bucket.get(position) {
+            Some((rank, _)) => truncated_row_key(tree, prefix, *rank),
+            // Past the bucket: above every rank, below the next prefix.
+            None => {
+                let mut key = tree_key(tree, prefix);
+                key.push(OVERFLOW_MARK);
+                key.extend_from_slice(&[0xFF; 9]);
+                key
+            }
+        })
+    }
+
+    /// Rows of `tree` with sort keys in `[lower, upper)`, ascending or descending.
+    pub fn scan<'t>(
+        &self,
+        txn: &'t RoTxn<'_, WithoutTls>,
+        tree: u16,
+        lower: Option<&[u8]>,
+        upper: Option<&[u8]>,
+        descending: bool,
+    ) -> Result<RowIter<'t>> {
+        let (lower, upper) = self.lmdb_range(txn, tree, lower, upper)?;
+        let range = (
+            lower.as_ref().map(Vec::as_slice),
+            upper.as_ref().map(Vec::as_slice),
+        );
+        let inner: Box<dyn Iterator<Item = heed::Result<(&'t [u8], &'t [u8])>> + 't> = if descending
+        {
+            Box::new(self.rows.rev_range(txn, &range).map_err(storage_error)?)
+        } else {
+            Box::new(self.rows.range(txn, &range).map_err(storage_error)?)
+        };
+        Ok(RowIter { inner })
+    }
+
+    /// Number of rows of `tree` with sort keys in `[lower, upper)`; walks the
+    /// keys without decoding rows.
+    pub fn count(
+        &self,
+        txn: &RoTxn<'_, WithoutTls>,
+        tree: u16,
+        lower: Option<&[u8]>,
+        upper: Option<&[u8]>,
+    ) -> Result<u64> {
+        let (lower, upper) = self.lmdb_range(txn, tree, lower, upper)?;
+        let range = (
+            lower.as_ref().map(Vec::as_slice),
+            upper.as_ref().map(Vec::as_slice),
+        );
+        let keys_only = self.rows.remap_data_type::<heed::types::DecodeIgnore>();
+        let mut n = 0;
+        for entry in keys_only.range(txn, &range).map_err(storage_error)? {
+            entry.map_err(storage_error)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// LMDB bounds of the rows of `tree` in `[lower, upper)`.
+    fn lmdb_range(
+        &self,
+        txn: &RoTxn<'_, WithoutTls>,
+        tree: u16,
+        lower: Option<&[u8]>,
+        upper: Option<&[u8]>,
+    ) -> Result<(Bound<Vec<u8>>, Bound<Vec<u8>>)> {
+        let lower = match lower {
+            Some(bound) => self.seek_key(txn, tree, bound)?,
+            None => tree.to_be_bytes().to_vec(),
+        };
+        let upper = match upper {
+            Some(bound) => Bound::Excluded(self.seek_key(txn, tree, bound)?),
+            None if tree == u16::MAX => Bound::Unbounded,
+            None => Bound::Excluded((tree + 1).to_be_bytes().to_vec()),
+        };
+        Ok((Bound::Included(lower), upper))
+    }
+
+    /// Every doc id with rows in the index (for tests and checks).
+    #[cfg(test)]
+    fn indexed_doc_ids(&self) -> Result<HashSet<Vec<u8>>> {
+        let txn = self.read_txn()?;
+        let mut out = HashSet::new();
+        for entry in self.back.iter(&txn).map_err(storage_error)? {
+            out.insert(entry.map_err(storage_error)?.0.to_vec());
+        }
+        Ok(out)
+    }
+}
+
+/// Rows in scan order.
+pub(crate) struct RowIter<'t> {
+    inner: Box<dyn Iterator<Item = heed::Result<(&'t [u8], &'t [u8])>> + 't>,
+}
+
+impl Iterator for RowIter<'_> {
+    type Item = Result<StoredRow>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (_, value) = match self.inner.next()? {
+            Ok(entry) => entry,
+            Err(e) => return Some(Err(storage_error(e))),
+        };
+        Some(decode_row(value))
+    }
+}
+
+fn decode_row(value: &[u8]) -> Result<StoredRow> {
+    let corrupt = || Error::Corrupt("bad view row".into());
+    let len = u32::from_be_bytes(value.get(..4).ok_or_else(corrupt)?.try_into().expect("4"));
+    let end = 4 + len as usize;
+    let doc_id = std::str::from_utf8(value.get(4..end).ok_or_else(corrupt)?)
+        .map_err(|_| corrupt())?
+        .to_string();
+    let (key, value): (Value, Value) =
+        serde_json::from_slice(&value[end..]).map_err(|_| corrupt())?;
+    Ok(StoredRow { doc_id, key, value })
+}
+
+fn tree_key(tree: u16, sort_key: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(2 + sort_key.len());
+    key.extend_from_slice(&tree.to_be_bytes());
+    key.extend_from_slice(sort_key);
+    key
+}
+
+fn truncated_row_key(tree: u16, prefix: &[u8], rank: u64) -> Vec<u8> {
+    let mut key = tree_key(tree, prefix);
+    key.push(OVERFLOW_MARK);
+    key.extend_from_slice(&rank.to_be_bytes());
+    key
+}
+
+fn overflow_key(tree: u16, prefix: &[u8], rank: u64) -> Vec<u8> {
+    let mut key = tree_key(tree, prefix);
+    key.extend_from_slice(&rank.to_be_bytes());
+    key
+}
+
+fn count_key(tree: u16) -> Vec<u8> {
+    let mut key = b"rows/".to_vec();
+    key.extend_from_slice(&tree.to_be_bytes());
+    key
+}
+
+/// Long ids are keyed by a prefix and their md5; UTF-8 never contains 0xFF, so
+/// such a key never equals a short id.
+fn back_key(doc_id: &str) -> Vec<u8> {
+    if doc_id.len() <= BACK_KEY_MAX {
+        return doc_id.as_bytes().to_vec();
+    }
+    let mut key = doc_id.as_bytes()[..BACK_KEY_MAX - 17].to_vec();
+    key.push(0xFF);
+    key.extend_from_slice(&Md5::digest(doc_id.as_bytes()));
+    key
+}
+
+fn encode_back(out: &mut Vec<u8>, tree: u16, sort_key: &[u8]) {
+    out.extend_from_slice(&tree.to_be_bytes());
+    out.extend_from_slice(&(sort_key.len() as u32).to_be_bytes());
+    out.extend_from_slice(sort_key);
+}
+
+fn decode_back(mut bytes: &[u8]) -> Result<Vec<(u16, Vec<u8>)>> {
+    let corrupt = || Error::Corrupt("bad back-index entry".into());
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let tree = u16::from_be_bytes(bytes.get(..2).ok_or_else(corrupt)?.try_into().expect("2"));
+        let len = u32::from_be_bytes(bytes.get(2..6).ok_or_else(corrupt)?.try_into().expect("4"));
+        let end = 6 + len as usize;
+        out.push((tree, bytes.get(6..end).ok_or_else(corrupt)?.to_vec()));
+        bytes = &bytes[end..];
+    }
+    Ok(out)
+}
+
+/// Maps LMDB failures to typed errors: a full map or disk is `StorageFull`.
+pub(crate) fn storage_error(e: heed::Error) -> Error {
+    match e {
+        heed::Error::Mdb(heed::MdbError::MapFull) => {
+            Error::StorageFull("the view index is full".into())
+        }
+        heed::Error::Io(io) if io.raw_os_error() == Some(28) => {
+            Error::StorageFull("no space left on device".into())
+        }
+        heed::Error::Io(io) => Error::Io(io),
+        other => Error::Corrupt(format!("view index: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::rowkey::{position_after, position_before, row_sort_key, DocIdBound};
+    use proptest::prelude::*;
+
+    fn identity(sig: &str) -> IndexIdentity {
+        IndexIdentity {
+            signature: sig.into(),
+            collator_version: "test".into(),
+            trees: 2,
+        }
+    }
+
+    fn row(tree: u16, key: &[u8], doc: &str, ctr: u32, kv: &str) -> PreparedRow {
+        PreparedRow {
+            tree,
+            sort_key: row_sort_key(key, doc, ctr),
+            key_value: kv.as_bytes().to_vec(),
+        }
+    }
+
+    fn scan_ids(
+        store: &IndexStore,
+        tree: u16,
+        lo: Option<&[u8]>,
+        hi: Option<&[u8]>,
+        desc: bool,
+    ) -> Vec<String> {
+        let txn = store.read_txn().unwrap();
+        store
+            .scan(&txn, tree, lo, hi, desc)
+            .unwrap()
+            .map(|r| r.unwrap().doc_id)
+            .collect()
+    }
+
+    #[test]
+    fn apply_replaces_rows_and_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = IndexStore::open(dir.path(), &identity("a")).unwrap();
+        store
+            .apply(
+                &[
+                    DocRows {
+                        doc_id: "d1".into(),
+                        rows: vec![row(0, b"b", "d1", 0, "[\"b\",1]")],
+                    },
+                    DocRows {
+                        doc_id: "d2".into(),
+                        rows: vec![
+                            row(0, b"a", "d2", 0, "[\"a\",2]"),
+                            row(1, b"z", "d2", 0, "[\"z\",null]"),
+                        ],
+                    },
+                ],
+                5,
+            )
+            .unwrap();
+        {
+            let txn = store.read_txn().unwrap();
+            assert_eq!(store.update_seq(&txn).unwrap(), 5);
+            assert_eq!(store.row_count(&txn, 0).unwrap(), 2);
+            assert_eq!(store.row_count(&txn, 1).unwrap(), 1);
+        }
+        assert_eq!(scan_ids(&store, 0, None, None, false), ["d2", "d1"]);
+        assert_eq!(scan_ids(&store, 0, None, None, true), ["d1", "d2"]);
+        assert_eq!(scan_ids(&store, 1, None, None, false), ["d2"]);
+
+        // d2 now emits nothing into tree 0 and moves in tree 1; d1 is deleted.
+        store
+            .apply(
+                &[
+                    DocRows {
+                        doc_id: "d1".into(),
+                        rows: vec![],
+                    },
+                    DocRows {
+                        doc_id: "d2".into(),
+                        rows: vec![row(1, b"y", "d2", 0, "[\"y\",null]")],
+                    },
+                ],
+                9,
+            )
+            .unwrap();
+        let txn = store.read_txn().unwrap();
+        assert_eq!(store.update_seq(&txn).unwrap(), 9);
+        assert_eq!(store.row_count(&txn, 0).unwrap(), 0);
+        assert_eq!(store.row_count(&txn, 1).unwrap(), 1);
+        drop(txn);
+        assert!(scan_ids(&store, 0, None, None, false).is_empty());
+        let txn = store.read_txn().unwrap();
+        let rows: Vec<StoredRow> = store
+            .scan(&txn, 1, None, None, false)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            rows,
+            vec![StoredRow {
+                doc_id: "d2".into(),
+                key: "y".into(),
+                value: Value::Null
+            }]
+        );
+        assert_eq!(
+            store.indexed_doc_ids().unwrap(),
+            HashSet::from([b"d2".to_vec()])
+        );
+    }
+
+    #[test]
+    fn reopening_keeps_data_and_identity_change_resets() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = IndexStore::open(dir.path(), &identity("a")).unwrap();
+            store
+                .apply(
+                    &[DocRows {
+                        doc_id: "d".into(),
+                        rows: vec![row(0, b"k", "d", 0, "[1,2]")],
+                    }],
+                    3,
+                )
+                .unwrap();
+        }
+        // heed refuses a second Env on the same path while one is alive; the
+        // first was dropped above, but heed closes asynchronously: wait for it.
+        heed::env_closing_event(dir.path()).map(|e| e.wait());
+        {
+            let store = IndexStore::open(dir.path(), &identity("a")).unwrap();
+            let txn = store.read_txn().unwrap();
+            assert_eq!(store.update_seq(&txn).unwrap(), 3);
+            assert_eq!(store.row_count(&txn, 0).unwrap(), 1);
+        }
+        heed::env_closing_event(dir.path()).map(|e| e.wait());
+        let store = IndexStore::open(dir.path(), &identity("b")).unwrap();
+        let txn = store.read_txn().unwrap();
+        assert_eq!(store.update_seq(&txn).unwrap(), 0);
+        assert_eq!(store.row_count(&txn, 0).unwrap(), 0);
+        drop(txn);
+        assert!(scan_ids(&store, 0, None, None, false).is_empty());
+    }
+
+    #[test]
+    fn bounds_select_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = IndexStore::open(dir.path(), &identity("a")).unwrap();
+        let docs: Vec<DocRows> = [("a", b"k1"), ("b", b"k1"), ("c", b"k2"), ("d", b"k3")]
+            .iter()
+            .map(|(id, key)| DocRows {
+                doc_id: id.to_string(),
+                rows: vec![row(0, *key, id, 0, "[0,0]")],
+            })
+            .collect();
+        store.apply(&docs, 1).unwrap();
+        let k1_low = position_before(b"k1", &DocIdBound::Lowest);
+        let k1_high = position_after(b"k1", &DocIdBound::Highest);
+        let k2_high = position_after(b"k2", &DocIdBound::Highest);
+        assert_eq!(
+            scan_ids(&store, 0, Some(&k1_low), Some(&k1_high), false),
+            ["a", "b"]
+        );
+        assert_eq!(
+            scan_ids(&store, 0, Some(&k1_low), Some(&k2_high), true),
+            ["c", "b", "a"]
+        );
+        let after_a = position_after(b"k1", &DocIdBound::Id("a"));
+        assert_eq!(
+            scan_ids(&store, 0, Some(&after_a), None, false),
+            ["b", "c", "d"]
+        );
+        let before_b = position_before(b"k1", &DocIdBound::Id("b"));
+        assert_eq!(scan_ids(&store, 0, None, Some(&before_b), false), ["a"]);
+    }
+
+    #[test]
+    fn long_doc_ids_have_distinct_back_keys() {
+        let a = "x".repeat(2000);
+        let mut b = a.clone();
+        b.push('y');
+        assert_ne!(back_key(&a), back_key(&b));
+        assert!(back_key(&a).len() <= BACK_KEY_MAX);
+        assert_eq!(back_key("short"), b"short");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// With a tiny truncation length, most keys overflow: LMDB order must
+        /// still equal sort-key order, through inserts, deletes and renumbering,
+        /// and every bound must select exactly the rows a plain sort would.
+        #[test]
+        fn overflow_keys_keep_sort_order(
+            keys in proptest::collection::vec(proptest::collection::vec(0u8..4, 0..12), 1..60),
+            deletes in proptest::collection::vec(any::<prop::sample::Index>(), 0..20),
+            bound in proptest::collection::vec(0u8..5, 0..14),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = IndexStore::open_with_truncation(dir.path(), &identity("p"), 6).unwrap();
+            // Keys as "encodings": terminated so they are prefix-free.
+            let enc = |k: &[u8]| { let mut e: Vec<u8> = k.iter().map(|b| b + 1).collect(); e.push(0); e };
+            let mut live: Vec<(Vec<u8>, String)> = Vec::new();
+            for (i, key) in keys.iter().enumerate() {
+                let id = format!("d{i}");
+                let sort_key = row_sort_key(&enc(key), &id, 0);
+                store.apply(&[DocRows { doc_id: id.clone(), rows: vec![PreparedRow { tree: 0, sort_key: sort_key.clone(), key_value: b"[0,0]".to_vec() }] }], i as u64).unwrap();
+                live.push((sort_key, id));
+            }
+            for index in deletes {
+                if live.is_empty() { break; }
+                let (_, id) = live.remove(index.index(live.len()));
+                store.apply(&[DocRows { doc_id: id, rows: vec![] }], 100).unwrap();
+            }
+            live.sort();
+            let expected: Vec<String> = live.iter().map(|(_, id)| id.clone()).collect();
+            prop_assert_eq!(scan_ids(&store, 0, None, None, false), expected.clone());
+            let bound = enc(&bound);
+            let at_or_above: Vec<String> = live.iter().filter(|(k, _)| k.as_slice() >= bound.as_slice()).map(|(_, id)| id.clone()).collect();
+            prop_assert_eq!(scan_ids(&store, 0, Some(&bound), None, false), at_or_above);
+            let below: Vec<String> = live.iter().filter(|(k, _)| k.as_slice() < bound.as_slice()).map(|(_, id)| id.clone()).collect();
+            prop_assert_eq!(scan_ids(&store, 0, None, Some(&bound), false), below);
+        }
+    }
+
+    #[test]
+    fn exhausted_gaps_renumber_the_bucket() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = IndexStore::open_with_truncation(dir.path(), &identity("r"), 4).unwrap();
+        // After the lowest and highest keys, every key goes between the previous
+        // one and the highest: the gap halves each time, so a renumbering must
+        // happen within ~32 inserts.
+        let order = [0u32, u32::MAX].into_iter().chain(1..50);
+        let mut expected = Vec::new();
+        for (seq, i) in order.enumerate() {
+            let mut key = b"AAAA".to_vec();
+            key.extend_from_slice(&i.to_be_bytes());
+            key.push(0);
+            let id = format!("{i:010}");
+            let sort_key = row_sort_key(&key, &id, 0);
+            let rows = vec![PreparedRow {
+                tree: 0,
+                sort_key: sort_key.clone(),
+                key_value: b"[0,0]".to_vec(),
+            }];
+            store
+                .apply(
+                    &[DocRows {
+                        doc_id: id.clone(),
+                        rows,
+                    }],
+                    seq as u64,
+                )
+                .unwrap();
+            expected.push((sort_key, id));
+        }
+        expected.sort();
+        let ids: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+        assert_eq!(scan_ids(&store, 0, None, None, false), ids);
+    }
+}

@@ -1,0 +1,403 @@
+//! Running a resolved query over one tree of an index: key ranges, `keys`,
+//! `skip`/`limit`, `total_rows`/`offset`, and grouping for reduce queries.
+//!
+//! Loading documents and running reduce functions are left to the caller (the
+//! engine), through closures, so this module only knows rows and ranges.
+
+use heed::{RoTxn, WithoutTls};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::collate::{position_after, position_before, Collation};
+use crate::error::{Error, Result};
+use crate::view::index::{IndexStore, StoredRow};
+use crate::view::query::{GroupLevel, ResolvedQuery};
+
+/// One row of a map query (`{"id", "key", "value"[, "doc"]}`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MapRow {
+    /// The emitting document.
+    pub id: String,
+    /// The key as emitted.
+    pub key: Value,
+    /// The value as emitted.
+    pub value: Value,
+    /// With `include_docs`: the (possibly linked) document, `null` if missing or deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub doc: Option<Value>,
+}
+
+/// One row of a reduce query: `{"key", "value"}`, or CouchDB's error row when
+/// a JavaScript reduce overflowed (`reduce_limit`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ReduceRow {
+    /// A reduced group.
+    Value {
+        /// The group key (`null` for `group_level=0`).
+        key: Value,
+        /// The reduction.
+        value: Value,
+    },
+    /// `{"key": null, "error": "reduce_overflow_error", "reason": ...}`.
+    Error {
+        /// Always `null`, as CouchDB reports it.
+        key: Value,
+        /// The error name.
+        error: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// The result of reducing one group.
+pub(crate) enum Reduction {
+    /// A value.
+    Value(Value),
+    /// An error row (reduce overflow).
+    Error {
+        /// Error name.
+        error: String,
+        /// Reason.
+        reason: String,
+    },
+}
+
+/// A map query's rows plus CouchDB's `total_rows` and `offset`.
+pub(crate) struct MapRows {
+    pub total_rows: u64,
+    pub offset: u64,
+    pub rows: Vec<MapRow>,
+}
+
+/// One tree of an index, read through one snapshot.
+pub(crate) struct TreeReader<'a> {
+    pub store: &'a IndexStore,
+    pub txn: &'a RoTxn<'a, WithoutTls>,
+    pub tree: u16,
+    pub collation: Collation,
+}
+
+/// A key range in sort-key space: rows `>= lower` and `< upper`.
+struct Range {
+    lower: Option<Vec<u8>>,
+    upper: Option<Vec<u8>>,
+}
+
+impl TreeReader<'_> {
+    fn encode(&self, key: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.collation.encode(key, &mut out);
+        out
+    }
+
+    /// The ranges a query walks, in walking order, after CouchDB's range check.
+    fn ranges(&self, query: &ResolvedQuery) -> Result<Vec<Range>> {
+        let q = &query.options;
+        if let Some(keys) = &q.keys {
+            let mut keys: Vec<&Value> = keys.iter().collect();
+            if q.descending {
+                keys.reverse();
+            }
+            return Ok(keys
+                .into_iter()
+                .map(|k| self.range(query, Some(k), Some(k)))
+                .collect());
+        }
+        self.check_range(query)?;
+        Ok(vec![self.range(query, q.start_key.as_ref(), q.end_key.as_ref())])
+    }
+
+    fn range(&self, query: &ResolvedQuery, start: Option<&Value>, end: Option<&Value>) -> Range {
+        let q = &query.options;
+        let skd = q.start_key_docid.as_deref();
+        let ekd = q.end_key_docid.as_deref();
+        let inclusive = query.inclusive_end();
+        let start = start.map(|k| self.encode(k));
+        let end = end.map(|k| self.encode(k));
+        if q.descending {
+            Range {
+                upper: start.map(|k| position_after(&k, skd)),
+                lower: end.map(|k| {
+                    if inclusive {
+                        position_before(&k, ekd)
+                    } else {
+                        position_after(&k, ekd)
+                    }
+                }),
+            }
+        } else {
+            Range {
+                lower: start.map(|k| position_before(&k, skd)),
+                upper: end.map(|k| {
+                    if inclusive {
+                        position_after(&k, ekd)
+                    } else {
+                        position_before(&k, ekd)
+                    }
+                }),
+            }
+        }
+    }
+
+    /// CouchDB's `check_range`: a start beyond the end (in walking order) is an
+    /// error, unless the two keys are identical.
+    fn check_range(&self, query: &ResolvedQuery) -> Result<()> {
+        let q = &query.options;
+        let (Some(start), Some(end)) = (&q.start_key, &q.end_key) else {
+            return Ok(());
+        };
+        if start == end {
+            return Ok(());
+        }
+        // Pairs (key, doc id) with CouchDB's default doc ids: <<>> is below every
+        // id, <<255>> above.
+        let pair = |key: &Value, id: Option<&str>, high: bool| match (id, high) {
+            (Some(id), _) => position_before(&self.encode(key), Some(id)),
+            (None, false) => position_before(&self.encode(key), None),
+            (None, true) => position_after(&self.encode(key), None),
+        };
+        let skd = q.start_key_docid.as_deref();
+        let ekd = q.end_key_docid.as_deref();
+        if q.descending {
+            if pair(start, skd, true) < pair(end, ekd, false) {
+                return Err(Error::query_parse(
+                    "No rows can match your key range, reverse your start_key and end_key or set descending=false",
+                ));
+            }
+        } else if pair(start, skd, false) >= pair(end, ekd, true) {
+            return Err(Error::query_parse(
+                "No rows can match your key range, reverse your start_key and end_key or set descending=true",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Rows before `range`'s start in walking order.
+    fn rows_before(&self, range: &Range, descending: bool) -> Result<u64> {
+        if descending {
+            match &range.upper {
+                None => Ok(0),
+                Some(upper) => self.store.count(self.txn, self.tree, Some(upper), None),
+            }
+        } else {
+            match &range.lower {
+                None => Ok(0),
+                Some(lower) => self.store.count(self.txn, self.tree, None, Some(lower)),
+            }
+        }
+    }
+
+    fn scan(&self, range: &Range, descending: bool) -> Result<DupOrdered<'_>> {
+        let rows = self.store.scan(
+            self.txn,
+            self.tree,
+            range.lower.as_deref(),
+            range.upper.as_deref(),
+            descending,
+        )?;
+        Ok(DupOrdered::new(rows, descending))
+    }
+
+    /// Runs a map query. `load_doc(id, rev)` returns a document for
+    /// `include_docs`, or `null`.
+    pub fn map_rows(
+        &self,
+        query: &ResolvedQuery,
+        load_doc: &mut dyn FnMut(&str, Option<&str>) -> Result<Value>,
+    ) -> Result<MapRows> {
+        let q = &query.options;
+        let total_rows = self.store.row_count(self.txn, self.tree)?;
+        let ranges = self.ranges(query)?;
+        let limit = q.limit.unwrap_or(u64::MAX);
+        let mut skip = q.skip;
+        let mut offset = None;
+        let mut last_stop = 0;
+        let mut rows = Vec::new();
+        'ranges: for range in &ranges {
+            let before = self.rows_before(range, q.descending)?;
+            let mut seen = 0u64;
+            for row in self.scan(range, q.descending)? {
+                let row = row?;
+                seen += 1;
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                if offset.is_none() {
+                    offset = Some(before + seen - 1);
+                }
+                if rows.len() as u64 >= limit {
+                    break 'ranges;
+                }
+                let doc = if q.include_docs {
+                    Some(linked_doc(&row, load_doc)?)
+                } else {
+                    None
+                };
+                rows.push(MapRow {
+                    id: row.doc_id,
+                    key: row.key,
+                    value: row.value,
+                    doc,
+                });
+            }
+            last_stop = before + seen;
+        }
+        Ok(MapRows {
+            total_rows,
+            offset: offset.unwrap_or(last_stop),
+            rows,
+        })
+    }
+
+    /// Runs a reduce query. `reduce(rows)` reduces one group's rows.
+    pub fn reduce_rows(
+        &self,
+        query: &ResolvedQuery,
+        reduce: &mut dyn FnMut(&[StoredRow]) -> Result<Reduction>,
+    ) -> Result<Vec<ReduceRow>> {
+        let q = &query.options;
+        let limit = q.limit.unwrap_or(u64::MAX);
+        let mut skip = q.skip;
+        let mut out = Vec::new();
+        for range in self.ranges(query)? {
+            let mut group: Vec<StoredRow> = Vec::new();
+            let mut group_key = Value::Null;
+            let mut emit = |rows: &mut Vec<StoredRow>, key: Value, out: &mut Vec<ReduceRow>| -> Result<bool> {
+                if rows.is_empty() {
+                    return Ok(true);
+                }
+                if skip > 0 {
+                    skip -= 1;
+                } else if (out.len() as u64) < limit {
+                    out.push(match reduce(rows)? {
+                        Reduction::Value(value) => ReduceRow::Value { key, value },
+                        Reduction::Error { error, reason } => ReduceRow::Error {
+                            key: Value::Null,
+                            error,
+                            reason,
+                        },
+                    });
+                }
+                rows.clear();
+                Ok((out.len() as u64) < limit)
+            };
+            for row in self.scan(&range, q.descending)? {
+                let row = row?;
+                let key = group_key_of(&row.key, query.group_level);
+                if !group.is_empty() && !self.same_group(&group_key, &key) {
+                    let done = std::mem::replace(&mut group_key, key);
+                    if !emit(&mut group, done, &mut out)? {
+                        return Ok(out);
+                    }
+                } else if group.is_empty() {
+                    group_key = key;
+                }
+                group.push(row);
+            }
+            let key = std::mem::take(&mut group_key);
+            if !emit(&mut group, key, &mut out)? {
+                return Ok(out);
+            }
+        }
+        Ok(out)
+    }
+
+    fn same_group(&self, a: &Value, b: &Value) -> bool {
+        // Byte-equal JSON is the common case; collation decides the rest
+        // (ICU-equal strings, 1 and 1.0, ...).
+        a == b || self.collation.compare(a, b).is_eq()
+    }
+}
+
+/// The key a row is grouped under: `null` for level 0, the whole key for
+/// `group=true`, and the first N elements of array keys for `group_level=N`
+/// (other keys whole).
+fn group_key_of(key: &Value, level: GroupLevel) -> Value {
+    match (level, key) {
+        (GroupLevel::Level(0), _) => Value::Null,
+        (GroupLevel::Level(n), Value::Array(items)) => {
+            Value::Array(items.iter().take(n as usize).cloned().collect())
+        }
+        _ => key.clone(),
+    }
+}
+
+/// `include_docs`: the emitting doc, or the doc a value `{"_id"[, "_rev"]}` links to.
+fn linked_doc(
+    row: &StoredRow,
+    load_doc: &mut dyn FnMut(&str, Option<&str>) -> Result<Value>,
+) -> Result<Value> {
+    match &row.value {
+        Value::Object(members) if members.contains_key("_id") => match &members["_id"] {
+            Value::String(id) => {
+                let rev = members.get("_rev").and_then(Value::as_str);
+                load_doc(id, rev)
+            }
+            _ => Ok(Value::Null),
+        },
+        _ => load_doc(&row.doc_id, None),
+    }
+}
+
+/// Rows in walking order, except that several rows of one (key, doc id) keep
+/// ascending value order when walking backwards, as CouchDB stores them as one
+/// B-tree entry.
+struct DupOrdered<'t> {
+    inner: crate::view::index::RowIter<'t>,
+    descending: bool,
+    pending: Vec<StoredRow>,
+    lookahead: Option<StoredRow>,
+}
+
+impl<'t> DupOrdered<'t> {
+    fn new(inner: crate::view::index::RowIter<'t>, descending: bool) -> Self {
+        DupOrdered {
+            inner,
+            descending,
+            pending: Vec::new(),
+            lookahead: None,
+        }
+    }
+}
+
+impl Iterator for DupOrdered<'_> {
+    type Item = Result<StoredRow>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if !self.descending {
+            return self.inner.next();
+        }
+        if let Some(row) = self.pending.pop() {
+            return Some(Ok(row));
+        }
+        // Collect the run of rows sharing (doc id, key), then yield it reversed.
+        let first = match self.lookahead.take() {
+            Some(row) => row,
+            None => match self.inner.next()? {
+                Ok(row) => row,
+                Err(e) => return Some(Err(e)),
+            },
+        };
+        let mut run = vec![first];
+        loop {
+            match self.inner.next() {
+                None => break,
+                Some(Err(e)) => return Some(Err(e)),
+                Some(Ok(row)) => {
+                    if row.doc_id == run[0].doc_id && row.key == run[0].key {
+                        run.push(row);
+                    } else {
+                        self.lookahead = Some(row);
+                        break;
+                    }
+                }
+            }
+        }
+        // `pending` pops from the end: keep the run as walked (descending
+        // values), so the smallest value comes out first.
+        self.pending = run;
+        self.pending.pop().map(Ok)
+    }
+}
