@@ -18,6 +18,8 @@
 
 pub mod bench_data;
 mod error;
+pub mod http;
+pub mod server;
 pub mod store;
 pub mod view;
 
