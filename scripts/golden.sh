@@ -11,7 +11,13 @@ data="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 "$bin" serve --dir "$data" --port "$port" --admin admin:password 2>"$data.log" &
 pid=$!
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data" "$data.log"' EXIT
+cleanup() {
+  if ! kill -0 "$pid" 2>/dev/null; then echo "settee serve exited early:"; tail -20 "$data.log"; fi
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  rm -rf "$data" "$data.log"
+}
+trap cleanup EXIT
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$port/_up" >/dev/null 2>&1 && break
   sleep 0.1

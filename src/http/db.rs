@@ -276,7 +276,12 @@ fn bulk_docs(settee: &Settee, ctx: &DbCtx, req: &Request) -> Result<Reply> {
     // Design documents need db admin rights; refused ones get a per-doc error.
     let mut refused: Vec<Option<Error>> = Vec::with_capacity(docs.len());
     for doc in &mut docs {
-        refused.push(docs::check_write(settee, ctx, doc).err());
+        let refusal = match docs::check_write(settee, ctx, doc) {
+            Ok(()) if new_edits && edits_missing_doc(&ctx.db, doc)? => Some(Error::Conflict),
+            Ok(()) => None,
+            Err(e) => Some(e),
+        };
+        refused.push(refusal);
     }
     let allowed: Vec<Value> = docs
         .iter()
@@ -314,6 +319,22 @@ fn bulk_docs(settee: &Settee, ctx: &DbCtx, req: &Request) -> Result<Reply> {
         rows.extend(written.map(|r| to_value(&r)).collect::<Result<Vec<_>>>()?);
     }
     Ok(Reply::json(201, Value::Array(rows)))
+}
+
+/// Whether `doc` names a parent `_rev` of a document that does not exist:
+/// a conflict in `_bulk_docs` (a single `PUT` grafts it instead).
+fn edits_missing_doc(db: &Database, doc: &Value) -> Result<bool> {
+    let (Some(Value::String(id)), Some(_)) = (doc.get("_id"), doc.get("_rev")) else {
+        return Ok(false);
+    };
+    if is_local(id) {
+        return Ok(false);
+    }
+    match db.open_revs(id, &OpenRevs::All, false, false) {
+        Ok(_) => Ok(false),
+        Err(Error::NotFound(_)) => Ok(true),
+        Err(e) => Err(e),
+    }
 }
 
 /// `POST /{db}/_bulk_get`.

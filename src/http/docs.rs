@@ -10,7 +10,7 @@ use super::request::{parse_json, Request};
 use super::root::new_uuid;
 use super::{method_not_allowed, views};
 use crate::server::{Access, Settee};
-use crate::store::DESIGN_PREFIX;
+use crate::store::{validate_doc_id, DESIGN_PREFIX};
 use crate::view::DesignDoc;
 use crate::{BulkOptions, BulkResult, Error, OpenRevs, ReadOptions, Result, Rev};
 
@@ -21,6 +21,13 @@ pub(super) fn route(settee: &Settee, ctx: &DbCtx, req: &Request) -> Result<Reply
         "_design" | "_local" if segs.len() >= 2 => (format!("{}/{}", segs[0], segs[1]), &segs[2..]),
         _ => (segs[0].clone(), &segs[1..]),
     };
+    let reserved = segs[0].starts_with('_') && !matches!(segs[0].as_str(), "_design" | "_local");
+    if reserved && !rest.is_empty() {
+        if req.method == Method::GET {
+            return Err(Error::not_found("missing"));
+        }
+        validate_doc_id(&segs[0])?;
+    }
     if !rest.is_empty() {
         if id.starts_with(DESIGN_PREFIX) {
             return views::route(ctx, req, &id, rest);
