@@ -316,8 +316,7 @@ impl Feeder {
         let deadline = Instant::now() + self.timeout;
         let mut since = self.q.since;
         let mut left = self.q.limit;
-        let mut last_seq = 0;
-        loop {
+        let last_seq = loop {
             let mut q = self.q.clone();
             q.since = since;
             q.limit = left;
@@ -325,7 +324,6 @@ impl Feeder {
                 Ok(res) => res,
                 Err(e) => return self.error_line(&e),
             };
-            last_seq = res.last_seq;
             for row in &res.results {
                 let Ok(mut v) = to_value(row) else { continue };
                 rewrite_seqs(&mut v);
@@ -336,16 +334,16 @@ impl Feeder {
             if let Some(n) = left.as_mut() {
                 *n = n.saturating_sub(res.results.len());
                 if *n == 0 {
-                    break;
+                    break res.last_seq;
                 }
             }
             since = Since::Seq(res.last_seq);
             match self.wait(&sub, deadline) {
                 Wait::Changed => continue,
-                Wait::TimedOut => break,
+                Wait::TimedOut => break res.last_seq,
                 Wait::Closed => return,
             }
-        }
+        };
         self.send(json_text(
             &json!({"last_seq": format_seq(last_seq), "pending": 0}),
         ));

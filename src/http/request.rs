@@ -102,11 +102,7 @@ fn has_infinite(v: &Value) -> bool {
     let mut stack = vec![v];
     while let Some(v) = stack.pop() {
         match v {
-            Value::Number(n) => {
-                if n.as_f64().is_some_and(|f| !f.is_finite()) {
-                    return true;
-                }
-            }
+            Value::Number(n) if n.as_f64().is_some_and(|f| !f.is_finite()) => return true,
             Value::Array(items) => stack.extend(items),
             Value::Object(map) => stack.extend(map.values()),
             _ => {}
