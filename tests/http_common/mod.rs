@@ -14,8 +14,21 @@ use settee::server::Settee;
 
 /// A running server; the runtime thread ends with the test process.
 pub struct Server {
-    pub port: u16,
+    client: Client,
     _dir: tempfile::TempDir,
+}
+
+/// Sends requests to a server's port; cheap to copy into other threads.
+#[derive(Debug, Clone, Copy)]
+pub struct Client {
+    pub port: u16,
+}
+
+impl std::ops::Deref for Server {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
 }
 
 /// Admin credentials of every test server.
@@ -42,11 +55,15 @@ impl Server {
             });
         });
         Server {
-            port: rx.recv().unwrap(),
+            client: Client {
+                port: rx.recv().unwrap(),
+            },
             _dir: dir,
         }
     }
+}
 
+impl Client {
     /// Sends a request; `auth` is Basic credentials, `headers` extra headers.
     pub fn send(
         &self,
