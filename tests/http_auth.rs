@@ -33,6 +33,35 @@ fn users_are_stored_hashed_and_authenticate() {
         .assert_error(401, "unauthorized", "Name or password is incorrect.");
     s.as_user(Some(("admin", "nope")), "GET", "/", None)
         .assert_error(401, "unauthorized", "Name or password is incorrect.");
+    s.as_user(Some(("ann", "ann-pw")), "GET", "/_users/_all_docs", None)
+        .assert_error(403, "forbidden", "Only admins can access system databases.");
+    create_user(&s, "bob", &[]);
+    let other = s.as_user(
+        Some(("ann", "ann-pw")),
+        "GET",
+        "/_users/org.couchdb.user:bob",
+        None,
+    );
+    assert_eq!(other.status, 403);
+    let own = s.as_user(
+        Some(("ann", "ann-pw")),
+        "GET",
+        "/_users/org.couchdb.user:ann",
+        None,
+    );
+    assert_eq!(own.status, 200);
+    let signup = s.as_user(
+        None,
+        "PUT",
+        "/_users/org.couchdb.user:cat",
+        Some(json!({"name": "cat", "password": "cat-pw", "roles": [], "type": "user"})),
+    );
+    assert_eq!(signup.status, 201, "{}", signup.text);
+    assert_eq!(
+        s.as_user(Some(("cat", "cat-pw")), "GET", "/_session", None)
+            .json()["userCtx"]["name"],
+        "cat"
+    );
     let anon = s.as_user(None, "GET", "/_session", None).json();
     assert_eq!(anon["userCtx"], json!({"name": null, "roles": []}));
     // A user may not give itself roles.

@@ -8,7 +8,7 @@ use super::request::Request;
 use super::root::require_server_admin;
 use super::seq::rewrite_seqs;
 use super::{changes, docs, method_not_allowed};
-use crate::server::{Access, Settee};
+use crate::server::{Access, Settee, USERS_DB};
 use crate::store::LOCAL_PREFIX;
 use crate::view::ViewQuery;
 use crate::{
@@ -30,7 +30,12 @@ pub(super) fn route(settee: &Settee, req: &Request) -> Result<Reply> {
         return database(settee, req, name);
     }
     let db = settee.db(name)?;
-    let access = settee.check_member(name, &db, &req.user)?;
+    let access = match users_doc_id(req) {
+        Some(id) if name == USERS_DB => {
+            settee.check_users_doc(&req.user, id, req.method != Method::GET)?
+        }
+        _ => settee.check_member(name, &db, &req.user)?,
+    };
     let ctx = DbCtx {
         db: db.as_user(req.user.clone()),
         name: name.to_owned(),
@@ -53,6 +58,14 @@ pub(super) fn route(settee: &Settee, req: &Request) -> Result<Reply> {
             admin_post(&ctx, req, |_| Ok(())).map(|r| with_start_time(r, second))
         }
         _ => docs::route(settee, &ctx, req),
+    }
+}
+
+/// The document id of `/_users/{docid}` requests (no sub-resources).
+fn users_doc_id(req: &Request) -> Option<&str> {
+    match req.segments.as_slice() {
+        [_, id] if !id.starts_with('_') => Some(id.as_str()),
+        _ => None,
     }
 }
 

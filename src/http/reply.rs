@@ -51,7 +51,37 @@ pub fn error_reply(e: &Error) -> Reply {
     if matches!(e, Error::Io(_) | Error::Corrupt(_)) {
         tracing::error!("request failed: {e}");
     }
-    Reply::json(e.status(), e.to_json())
+    let mut body = e.to_json();
+    if carries_ref(e) {
+        // CouchDB adds the CRC32 of an Erlang stack trace to these errors;
+        // clients only see an opaque number.
+        body["ref"] = serde_json::json!(crc32(e.reason().as_bytes()));
+    }
+    Reply::json(e.status(), body)
+}
+
+/// Errors CouchDB answers with a `ref` member (they come from a crash
+/// report in CouchDB rather than from a handler).
+fn carries_ref(e: &Error) -> bool {
+    e.name() == "unknown_query_language"
+        || (e.name() == "query_parse_error"
+            && e.reason().starts_with("No rows can match your key range"))
+}
+
+/// CRC-32 (IEEE), bitwise.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }
 
 /// JSON text with a trailing newline, as CouchDB sends it.

@@ -154,14 +154,37 @@ impl Settee {
     /// Checks that `user` may read and write documents of `db` (a member).
     pub fn check_member(&self, db_name: &str, db: &Database, user: &UserCtx) -> Result<Access> {
         if db_name == USERS_DB {
-            // Users may reach their own document; the handlers check further.
-            return Ok(if user.is_admin() {
-                Access::Admin
+            // Non-admins only reach single user documents (see
+            // `check_users_doc`); the database itself is admin-only.
+            return if user.is_admin() {
+                Ok(Access::Admin)
             } else {
-                Access::Member
-            });
+                Err(Error::Forbidden(
+                    "Only admins can access system databases.".into(),
+                ))
+            };
         }
         Security::load(db)?.access(user)
+    }
+
+    /// Checks a non-admin's request on document `id` of `_users`: reading
+    /// needs to be the owner; writes may create or update the user's own
+    /// document (sign-up included), which [`Settee::prepare_user_doc`] checks.
+    pub fn check_users_doc(&self, user: &UserCtx, id: &str, write: bool) -> Result<Access> {
+        if user.is_admin() {
+            return Ok(Access::Admin);
+        }
+        let own = user
+            .name
+            .as_deref()
+            .is_some_and(|n| id.strip_prefix("org.couchdb.user:") == Some(n));
+        if own || (write && id.starts_with("org.couchdb.user:")) {
+            Ok(Access::Member)
+        } else {
+            Err(Error::Forbidden(
+                "You are not allowed to access this document.".into(),
+            ))
+        }
     }
 
     /// Authenticates a user by name and password: server admins first, then
