@@ -17,8 +17,10 @@
 #![warn(missing_docs)]
 
 pub mod bench_data;
+pub mod collate;
 mod error;
 pub mod http;
+pub mod js;
 pub mod server;
 pub mod store;
 pub mod view;
@@ -27,6 +29,6 @@ pub use error::{Error, Result};
 pub use store::{
     AllDocsQuery, AllDocsResponse, AllDocsRow, BulkOptions, BulkResult, ChangeEvent, ChangeRev,
     ChangeRow, ChangesFilter, ChangesQuery, ChangesResponse, ChangesStyle, Database, DbInfo,
-    DbSizes, DocUpdate, IndexChange, OpenMode, OpenRev, OpenRevs, ReadOptions, Rev, Since,
-    StoreOptions, UpdateValidator, UserCtx, ValidationRequest,
+    DbSizes, DocUpdate, IndexChange, OpenMode, OpenRev, OpenRevs, PreparedBatch, ReadOptions, Rev,
+    RevsDiff, Since, StoreOptions, UpdateValidator, UserCtx, ValidationRequest,
 };

@@ -283,10 +283,17 @@ fn bad_documents_are_typed_errors() {
         err_of(db.put(huge).unwrap_err()),
         (413, "document_too_large".into(), "huge".into())
     );
+    let huge = json!({"data": "x".repeat(8_100_000)});
+    assert_eq!(
+        err_of(db.put(huge).unwrap_err()),
+        (413, "document_too_large".into(), String::new())
+    );
     // A long id is fine.
     let long = "L".repeat(589);
     db.put(json!({ "_id": long })).unwrap();
     assert_eq!(get(&db, &long)["_id"], long);
+    let too_long = db.put(json!({ "_id": "L".repeat(5000) })).unwrap_err();
+    assert_eq!((too_long.status(), too_long.name()), (400, "illegal_docid"));
     assert_eq!(db.info().unwrap().doc_count, 2);
 }
 
@@ -664,4 +671,76 @@ fn handles_share_one_environment() {
     // Reopening after every handle is gone works, with the data intact.
     let d = Database::open(&path).unwrap();
     assert_eq!(d.info().unwrap().update_seq, 1);
+    // A directory holding other files is not taken over.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(other.join("store-old")).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    assert_eq!(
+        err_of(Database::create(&other).unwrap_err()).1,
+        "bad_request"
+    );
+    assert!(other.join("store-old").exists());
+    // Leftovers of an interrupted creation are cleaned up.
+    let crashed = dir.path().join("crashed");
+    std::fs::create_dir_all(crashed.join("store-0")).unwrap();
+    std::fs::create_dir_all(crashed.join("store-7")).unwrap();
+    Database::create(&crashed).unwrap();
+    assert!(!crashed.join("store-7").exists());
+}
+
+#[test]
+fn revs_diff_like_couchdb() {
+    let (_d, db) = db();
+    branchy(&db);
+    let ask = vec![
+        (
+            "cd0".to_owned(),
+            vec![rev("1-00000000000000000000000000000000")],
+        ),
+        (
+            "cd0x".to_owned(),
+            vec![rev("1-33333333333333333333333333333333")],
+        ),
+        (
+            "cd0".to_owned(),
+            vec![rev("2-fbee243c2ce9f70ff484e5f3e487ec76")],
+        ),
+        (
+            "cd0".to_owned(),
+            vec![rev("9-11111111111111111111111111111111")],
+        ),
+    ];
+    let diff = serde_json::to_value(db.revs_diff(&ask).unwrap()).unwrap();
+    // The ancestor known only from `_revisions` is not missing; unknown ones are.
+    assert_eq!(
+        diff[0],
+        json!(["cd0", {"missing": ["1-00000000000000000000000000000000"]}])
+    );
+    assert_eq!(
+        diff[1],
+        json!(["cd0x", {"missing": ["1-33333333333333333333333333333333"]}])
+    );
+    // Every leaf older than the missing revision may be an ancestor, in winner order.
+    assert_eq!(
+        diff[2][1]["possible_ancestors"],
+        json!([
+            "2-fbee243c2ce9f70ff484e5f3e487ec76",
+            "2-98ebacc4c027b07a1ebec9fdf435bc10",
+            "2-601ca703415c306b7afc37365209abec",
+            "2-ceecf4fa4db259f8ceeb9f92c2991071"
+        ])
+    );
+    assert_eq!(diff.as_array().unwrap().len(), 3);
+    // Stemmed revisions count as missing.
+    db.set_revs_limit(2).unwrap();
+    let mut r = db.put(json!({"_id": "r", "v": 0})).unwrap().rev;
+    let first = r.clone();
+    for v in 1..4 {
+        r = db.put(json!({"_id": "r", "v": v, "_rev": r})).unwrap().rev;
+    }
+    let diff = db
+        .revs_diff(&[("r".to_owned(), vec![rev(&first), rev(&r)])])
+        .unwrap();
+    assert_eq!(diff[0].1.missing, [first]);
+    assert!(diff[0].1.possible_ancestors.is_empty());
 }

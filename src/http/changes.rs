@@ -14,6 +14,7 @@ use super::reply::{json_text, to_value, Reply};
 use super::request::{parse_json, Request};
 use super::seq::{format_seq, parse_since, rewrite_seqs};
 use super::{blocking, method_not_allowed, selector};
+use crate::js::MapGroup;
 use crate::server::Settee;
 use crate::store::DESIGN_PREFIX;
 use crate::{ChangesFilter, ChangesQuery, ChangesStyle, Database, Error, Result, Since};
@@ -48,7 +49,7 @@ pub(super) fn is_streaming(req: &Request) -> bool {
 }
 
 /// Parses the feed options shared by every feed kind.
-fn parse_query(db: &Database, req: &Request) -> Result<ChangesQuery> {
+fn parse_query(settee: &Settee, db: &Database, req: &Request) -> Result<ChangesQuery> {
     if req.method != Method::GET && req.method != Method::POST {
         return Err(method_not_allowed("GET,POST,HEAD"));
     }
@@ -82,12 +83,18 @@ fn parse_query(db: &Database, req: &Request) -> Result<ChangesQuery> {
         q = q.style(ChangesStyle::AllDocs);
     }
     if let Some(filter) = req.param("filter") {
-        q = q.filter(parse_filter(db, req, &body, filter)?);
+        q = q.filter(parse_filter(settee, db, req, &body, filter)?);
     }
     Ok(q)
 }
 
-fn parse_filter(db: &Database, req: &Request, body: &Value, filter: &str) -> Result<ChangesFilter> {
+fn parse_filter(
+    settee: &Settee,
+    db: &Database,
+    req: &Request,
+    body: &Value,
+    filter: &str,
+) -> Result<ChangesFilter> {
     match filter {
         "_doc_ids" => {
             let ids = match req.param("doc_ids") {
@@ -120,26 +127,68 @@ fn parse_filter(db: &Database, req: &Request, body: &Value, filter: &str) -> Res
             let view = req
                 .param("view")
                 .ok_or_else(|| Error::bad_request("`view` filter parameter is not provided."))?;
-            let (ddoc, name) = split_ddoc_name(view, "view")?;
-            let ddoc = design_member(db, ddoc, "views", name)?;
-            let _ = ddoc;
-            Err(js_unavailable())
+            let (ddoc_name, name) = split_ddoc_name(view, "view")?;
+            let (ddoc, member) = design_member(db, ddoc_name, "views", name)?;
+            let source = member
+                .get("map")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let group = Arc::new(MapGroup {
+                id: format!(
+                    "_changes view {}/{name} {}",
+                    ddoc_name,
+                    ddoc.get("_rev").unwrap_or(&Value::Null)
+                ),
+                lib: ddoc.get("views").and_then(|v| v.get("lib")).cloned(),
+                maps: vec![source.to_owned()],
+            });
+            let pool = settee.js().clone();
+            Ok(ChangesFilter::Predicate(Arc::new(move |doc: &Value| {
+                // A document passes when the view's map emits at least one row for it.
+                pool.map(&group, vec![doc.clone()]).is_ok_and(|out| {
+                    out.first()
+                        .and_then(|d| d.first())
+                        .is_some_and(|rows| rows.as_ref().is_ok_and(|r| !r.is_empty()))
+                })
+            })))
         }
         other => {
-            let (ddoc, name) = split_ddoc_name(other, "filter")?;
-            design_member(db, ddoc, "filters", name)?;
-            Err(js_unavailable())
+            let (ddoc_name, name) = split_ddoc_name(other, "filter")?;
+            let (ddoc, _) = design_member(db, ddoc_name, "filters", name)?;
+            let ddoc_id = format!("{DESIGN_PREFIX}{ddoc_name}");
+            let ddoc = Arc::new(ddoc);
+            let js_req = filter_request(db, req, body);
+            let pool = settee.js().clone();
+            let name = name.to_owned();
+            Ok(ChangesFilter::Predicate(Arc::new(move |doc: &Value| {
+                pool.filter(
+                    &ddoc_id,
+                    ddoc.clone(),
+                    &name,
+                    vec![doc.clone()],
+                    js_req.clone(),
+                )
+                .is_ok_and(|passed| passed.first() == Some(&true))
+            })))
         }
     }
 }
 
-/// The JavaScript pool is not part of this build yet.
-fn js_unavailable() -> Error {
-    Error::couch(
-        500,
-        "not_implemented",
-        "JavaScript functions are not available in this build",
-    )
+/// The `req` object a JavaScript filter function sees.
+fn filter_request(db: &Database, req: &Request, body: &Value) -> Value {
+    let query: serde_json::Map<String, Value> = req
+        .query
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    json!({
+        "info": {"db_name": db.name()},
+        "method": req.method.as_str(),
+        "path": req.segments,
+        "query": query,
+        "body": if body.as_object().is_some_and(|m| m.is_empty()) { json!("undefined") } else { body.clone() },
+        "userCtx": {"db": db.name(), "name": req.user.name, "roles": req.user.roles},
+    })
 }
 
 fn split_ddoc_name<'a>(text: &'a str, what: &str) -> Result<(&'a str, &'a str)> {
@@ -154,20 +203,22 @@ fn split_ddoc_name<'a>(text: &'a str, what: &str) -> Result<(&'a str, &'a str)> 
 
 /// `ddoc.section.name` of `_design/{ddoc}`: 404 `missing` for the design
 /// document, 404 `missing json key: name` for the member.
-fn design_member(db: &Database, ddoc: &str, section: &str, name: &str) -> Result<Value> {
+fn design_member(db: &Database, ddoc: &str, section: &str, name: &str) -> Result<(Value, Value)> {
     let doc = db.get(
         &format!("{DESIGN_PREFIX}{ddoc}"),
         &crate::ReadOptions::default(),
     )?;
-    doc.get(section)
+    let member = doc
+        .get(section)
         .and_then(|s| s.get(name))
         .cloned()
-        .ok_or_else(|| Error::not_found(format!("missing json key: {name}")))
+        .ok_or_else(|| Error::not_found(format!("missing json key: {name}")))?;
+    Ok((doc, member))
 }
 
 /// The normal feed: `GET/POST /{db}/_changes`.
-pub(super) fn normal(ctx: &DbCtx, req: &Request) -> Result<Reply> {
-    let q = parse_query(&ctx.db, req)?;
+pub(super) fn normal(settee: &Settee, ctx: &DbCtx, req: &Request) -> Result<Reply> {
+    let q = parse_query(settee, &ctx.db, req)?;
     let mut res = to_value(&ctx.db.changes(&q)?)?;
     rewrite_seqs(&mut res);
     Ok(Reply::json(200, res))
@@ -190,7 +241,7 @@ pub(super) async fn stream(settee: Arc<Settee>, req: Request) -> Result<Response
         let name = req.segments[0].as_str();
         let db = settee.db(name)?;
         settee.check_member(name, &db, &req.user)?;
-        let q = parse_query(&db, &req)?;
+        let q = parse_query(&settee, &db, &req)?;
         Ok((db, q))
     })
     .await?;

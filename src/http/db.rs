@@ -48,15 +48,19 @@ pub(super) fn route(settee: &Settee, req: &Request) -> Result<Reply> {
         "_local_docs" => local_docs(&ctx, req),
         "_bulk_docs" => bulk_docs(settee, &ctx, req),
         "_bulk_get" => bulk_get(&ctx, req),
-        "_changes" => changes::normal(&ctx, req),
+        "_changes" => changes::normal(settee, &ctx, req),
         "_security" => security(settee, &ctx, req),
         "_revs_diff" => revs_diff(&ctx, req, false),
         "_missing_revs" => revs_diff(&ctx, req, true),
         "_revs_limit" => revs_limit(&ctx, req),
         "_compact" => admin_post(&ctx, req, |db| db.compact()),
-        "_view_cleanup" | "_ensure_full_commit" => {
-            admin_post(&ctx, req, |_| Ok(())).map(|r| with_start_time(r, second))
-        }
+        "_view_cleanup" => admin_post(&ctx, req, |db| settee.views(db).cleanup().map(drop)),
+        "_ensure_full_commit" => admin_post(&ctx, req, |_| Ok(())).map(|mut r| {
+            // Every commit is durable already; CouchDB answers 201.
+            r.status = 201;
+            r.body["instance_start_time"] = json!("0");
+            r
+        }),
         _ => docs::route(settee, &ctx, req),
     }
 }
@@ -67,14 +71,6 @@ fn users_doc_id(req: &Request) -> Option<&str> {
         [_, id] if !id.starts_with('_') => Some(id.as_str()),
         _ => None,
     }
-}
-
-fn with_start_time(mut reply: Reply, endpoint: &str) -> Reply {
-    if endpoint == "_ensure_full_commit" {
-        reply.status = 201;
-        reply.body["instance_start_time"] = json!("0");
-    }
-    reply
 }
 
 /// `PUT/GET/DELETE/POST /{db}`.

@@ -30,7 +30,7 @@ pub(super) fn route(settee: &Settee, ctx: &DbCtx, req: &Request) -> Result<Reply
     }
     if !rest.is_empty() {
         if id.starts_with(DESIGN_PREFIX) {
-            return views::route(ctx, req, &id, rest);
+            return views::route(settee, ctx, req, &id, rest);
         }
         return attachment(ctx, req, &id);
     }
@@ -90,7 +90,8 @@ pub(super) fn check_write(settee: &Settee, ctx: &DbCtx, doc: &mut Value) -> Resu
             return Err(Error::Forbidden("You are not a db or server admin.".into()));
         }
         if doc.get("_deleted") != Some(&Value::Bool(true)) {
-            DesignDoc::parse(doc)?;
+            let js = settee.js();
+            DesignDoc::parse(doc)?.compile_check(|kind, source| js.compile_check(kind, source))?;
         }
     }
     Ok(())

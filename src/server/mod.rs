@@ -24,6 +24,8 @@ pub use auth::{hash_password, verify_password, Admins, PasswordHash, Sessions};
 pub use names::{validate_db_name, USERS_DB};
 pub use security::{Access, Security};
 
+use crate::js::{JsConfig, JsPool};
+use crate::view::ViewEngine;
 use crate::{Database, Error, Result, UserCtx};
 
 /// The databases of one data directory, opened lazily and shared.
@@ -33,6 +35,7 @@ pub struct Settee {
     admins: Admins,
     sessions: Sessions,
     users: auth::UserCache,
+    js: JsPool,
 }
 
 impl std::fmt::Debug for Settee {
@@ -45,6 +48,11 @@ impl Settee {
     /// Opens (creating if needed) the data directory `dir`, its persisted
     /// admins and session secret, and the `_users` database.
     pub fn open(dir: impl AsRef<Path>) -> Result<Settee> {
+        Self::open_with(dir, JsPool::new(JsConfig::default())?)
+    }
+
+    /// Opens the data directory with a given JavaScript pool.
+    pub fn open_with(dir: impl AsRef<Path>, js: JsPool) -> Result<Settee> {
         let root = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(root.join("dbs"))?;
         let admins = Admins::load(&root.join("admins.json"))?;
@@ -55,6 +63,7 @@ impl Settee {
             admins,
             sessions,
             users: auth::UserCache::default(),
+            js,
         };
         if let Err(e) = settee.create_db(USERS_DB) {
             if !matches!(e, Error::DatabaseExists) {
@@ -67,6 +76,16 @@ impl Settee {
     /// The server admins.
     pub fn admins(&self) -> &Admins {
         &self.admins
+    }
+
+    /// The JavaScript pool shared by every database.
+    pub fn js(&self) -> &JsPool {
+        &self.js
+    }
+
+    /// The view engine of `db` (cheap: engines share their open indexes).
+    pub fn views(&self, db: &Database) -> ViewEngine {
+        ViewEngine::new(db.clone(), self.js.clone())
     }
 
     /// The cookie session issuer.

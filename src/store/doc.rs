@@ -65,19 +65,22 @@ fn bad_special(name: &str) -> Error {
 /// Splits and validates a document. `new_id` supplies an id when the
 /// document has none (CouchDB's server-generated uuid).
 pub(crate) fn split(doc: Value, new_id: impl FnOnce() -> String) -> Result<IncomingDoc> {
-    let Value::Object(map) = doc else {
+    let Value::Object(mut body) = doc else {
         return Err(Error::bad_request("Document must be a JSON object"));
     };
     let mut id = None;
     let mut rev: Option<Rev> = None;
     let mut revisions: Option<Vec<Rev>> = None;
     let mut deleted = false;
-    let mut body = Map::with_capacity(map.len());
-    for (k, v) in map {
-        if !k.starts_with('_') {
-            body.insert(k, v);
-            continue;
-        }
+    // Special members are taken out in place: most documents only have
+    // `_id`, and rebuilding the map would rehash every member.
+    let specials: Vec<String> = body
+        .keys()
+        .filter(|k| k.starts_with('_'))
+        .cloned()
+        .collect();
+    for k in specials {
+        let v = body.shift_remove(&k).expect("key was just listed");
         match k.as_str() {
             "_id" => match v {
                 Value::String(s) => id = Some(s),

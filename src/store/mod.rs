@@ -51,7 +51,7 @@ pub use changes::{
 };
 pub use doc::{validate_doc_id, DESIGN_PREFIX, LOCAL_PREFIX};
 pub use meta::DEFAULT_REVS_LIMIT;
-pub use read::{OpenRev, OpenRevs, ReadOptions};
+pub use read::{OpenRev, OpenRevs, ReadOptions, RevsDiff};
 pub use revs::Rev;
 pub use validate::{UpdateValidator, UserCtx, ValidationRequest};
 pub use write::{BulkOptions, BulkResult, DocUpdate};
@@ -74,7 +74,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
-            initial_map_size: 64 << 20,
+            initial_map_size: 1 << 30,
             max_document_size: 8_000_000,
         }
     }
@@ -138,6 +138,27 @@ pub struct DbInfo {
     pub disk_format_version: u32,
     /// Whether a compaction is running.
     pub compact_running: bool,
+}
+
+/// Documents validated and serialised by [`Database::prepare_bulk`], ready
+/// for [`Database::write_prepared`].
+pub struct PreparedBatch {
+    opts: BulkOptions,
+    /// Per input document: its refusal, or `None` when it is in `prepared`.
+    slots: Vec<Option<BulkResult>>,
+    prepared: Vec<write::Prepared>,
+}
+
+impl std::fmt::Debug for PreparedBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedBatch")
+            .field("docs", &self.slots.len())
+            .field(
+                "refused",
+                &self.slots.iter().filter(|s| s.is_some()).count(),
+            )
+            .finish()
+    }
 }
 
 /// State shared by every handle on one database directory in this process.
@@ -222,6 +243,7 @@ impl Database {
             _ => {}
         }
         if !exists {
+            storage::check_creatable(dir)?;
             std::fs::create_dir_all(dir)?;
         }
         let path = dir.canonicalize()?;
@@ -336,12 +358,65 @@ impl Database {
     /// Returns one result per document in request order; with
     /// `new_edits: false`, only the refused documents (as CouchDB). A
     /// malformed document fails the whole call, as does `new_edits: false`
-    /// without a revision.
+    /// without a revision, unless [`BulkOptions::per_doc_errors`] is set.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{BulkOptions, Database};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// let res = db
+    ///     .bulk_docs(vec![json!({"_id": "a"}), json!({"_id": "a"})], BulkOptions::default())
+    ///     .unwrap();
+    /// let body = serde_json::to_value(&res).unwrap();
+    /// assert_eq!(body[0]["ok"], true);
+    /// // The second edit of "a" in the same request has no `_rev`: a conflict.
+    /// assert_eq!(body[1]["error"], "conflict");
+    ///
+    /// // Replication: revisions are kept as given, branches become conflicts.
+    /// let branch = json!({"_id": "a", "_rev": "1-zzz", "v": 2});
+    /// assert!(db.bulk_docs(vec![branch], BulkOptions::replicated()).unwrap().is_empty());
+    /// let doc = db.get("a", &settee::ReadOptions::default().conflicts(true)).unwrap();
+    /// assert_eq!(doc["_rev"], "1-zzz");
+    /// assert_eq!(doc["_conflicts"].as_array().unwrap().len(), 1);
+    /// ```
     pub fn bulk_docs(&self, docs: Vec<Value>, opts: BulkOptions) -> Result<Vec<BulkResult>> {
-        if docs.is_empty() {
-            return Ok(Vec::new());
+        self.write_prepared(self.prepare_bulk(docs, opts)?)
+    }
+
+    /// The first half of [`Database::bulk_docs`]: validates the documents,
+    /// serialises their bodies and computes their revisions (in parallel),
+    /// without touching the database. Bulk loaders prepare the next batch
+    /// while the previous one is written by [`Database::write_prepared`].
+    pub fn prepare_bulk(&self, docs: Vec<Value>, opts: BulkOptions) -> Result<PreparedBatch> {
+        let mut slots = Vec::with_capacity(docs.len());
+        let mut prepared = Vec::with_capacity(docs.len());
+        for p in write::prepare(docs, opts, self.shared.options.max_document_size) {
+            match p {
+                Ok(p) => {
+                    prepared.push(p);
+                    slots.push(None);
+                }
+                Err(BulkResult::Error { error, .. }) if !opts.per_doc_errors => return Err(error),
+                Err(refused) => slots.push(Some(refused)),
+            }
         }
-        let prepared = write::prepare(docs, opts, self.shared.options.max_document_size)?;
+        Ok(PreparedBatch {
+            opts,
+            slots,
+            prepared,
+        })
+    }
+
+    /// The second half of [`Database::bulk_docs`]: writes a prepared batch
+    /// in one transaction and returns the per-document results.
+    pub fn write_prepared(&self, batch: PreparedBatch) -> Result<Vec<BulkResult>> {
+        let PreparedBatch {
+            opts,
+            slots,
+            prepared,
+        } = batch;
         let validator = self
             .shared
             .validator
@@ -353,7 +428,9 @@ impl Database {
             validator: validator.as_deref(),
             user: &self.user,
         };
-        let (results, events) = {
+        let (written, events) = if prepared.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
             let _writer = self
                 .shared
                 .write_lock
@@ -361,6 +438,17 @@ impl Database {
                 .unwrap_or_else(|p| p.into_inner());
             let generation = self.shared.current();
             generation.write(|txn, t| write::write_batch(txn, t, &prepared, &ctx))?
+        };
+        let results = if opts.new_edits {
+            // One result per written document: fill the slots in order.
+            let mut written = written.into_iter();
+            slots
+                .into_iter()
+                .map(|slot| slot.or_else(|| written.next()))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| Error::Corrupt("bulk write lost a result".into()))?
+        } else {
+            slots.into_iter().flatten().chain(written).collect()
         };
         self.publish(events);
         Ok(results)
@@ -410,6 +498,32 @@ impl Database {
         self.read(|txn, t| read::open_revs(txn, t, id, which, revs, latest))
     }
 
+    /// `POST /{db}/_revs_diff`: for each document, the asked revisions the
+    /// database lacks and the leaves that may be their ancestors. Documents
+    /// missing nothing are left out. `_missing_revs` is the `missing` part.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = settee::Database::create(dir.path().join("db")).unwrap();
+    /// use settee::Rev;
+    /// let r = db.put(serde_json::json!({"_id": "a"})).unwrap();
+    /// let ask = vec![("a".to_owned(), vec![Rev::parse(&r.rev).unwrap(), Rev::parse("2-x").unwrap()])];
+    /// let diff = db.revs_diff(&ask).unwrap();
+    /// assert_eq!(diff[0].1.missing, ["2-x"]);
+    /// assert_eq!(diff[0].1.possible_ancestors, [r.rev]);
+    /// ```
+    pub fn revs_diff(&self, revs: &[(String, Vec<Rev>)]) -> Result<Vec<(String, RevsDiff)>> {
+        self.read(|txn, t| {
+            let mut out = Vec::new();
+            for (id, asked) in revs {
+                if let Some(diff) = read::revs_diff(txn, t, id, asked)? {
+                    out.push((id.clone(), diff));
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Writes a `_local/` document; `body` may carry `_rev: "0-N"`.
     pub fn put_local(&self, id: &str, body: Value) -> Result<DocUpdate> {
         let Value::Object(mut map) = body else {
@@ -439,6 +553,20 @@ impl Database {
     }
 
     /// Lists live documents by id (`GET /{db}/_all_docs`).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{AllDocsQuery, BulkOptions, Database};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// let docs = ["b", "a", "c"].iter().map(|id| json!({ "_id": id })).collect();
+    /// db.bulk_docs(docs, BulkOptions::default()).unwrap();
+    /// let page = db.all_docs(&AllDocsQuery::new().start_key("b").limit(1)).unwrap();
+    /// assert_eq!((page.total_rows, page.offset), (3, Some(1)));
+    /// let rows = serde_json::to_value(&page.rows).unwrap();
+    /// assert_eq!(rows[0]["id"], "b");
+    /// ```
     pub fn all_docs(&self, q: &AllDocsQuery) -> Result<AllDocsResponse> {
         self.read(|txn, t| all_docs::all_docs(txn, t, q))
     }
@@ -449,6 +577,23 @@ impl Database {
     }
 
     /// Reads the changes feed (`GET /{db}/_changes`, normal feed).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{ChangesQuery, Database, Since};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// let a = db.put(json!({"_id": "a"})).unwrap();
+    /// db.put(json!({"_id": "b"})).unwrap();
+    /// db.put(json!({"_id": "a", "_rev": a.rev, "v": 2})).unwrap();
+    /// // Each document once, at its latest change.
+    /// let feed = db.changes(&ChangesQuery::new()).unwrap();
+    /// let order: Vec<_> = feed.results.iter().map(|r| (r.seq, r.id.as_str())).collect();
+    /// assert_eq!(order, [(2, "b"), (3, "a")]);
+    /// let next = db.changes(&ChangesQuery::new().since(Since::Seq(feed.last_seq))).unwrap();
+    /// assert!(next.results.is_empty());
+    /// ```
     pub fn changes(&self, q: &ChangesQuery) -> Result<ChangesResponse> {
         self.read(|txn, t| changes::changes(txn, t, q))
     }
@@ -511,6 +656,10 @@ impl Database {
     /// Compacts the database: drops non-leaf revision bodies and rewrites the
     /// file without free pages. Reads and writes continue meanwhile (writers
     /// pause only for the final switch). Loses nothing; crash-safe.
+    ///
+    /// Handles in this process move to the compacted file; another process
+    /// that has the database open keeps the old file and must reopen it, so
+    /// compact while no other process is writing.
     pub fn compact(&self) -> Result<()> {
         compact::compact(&self.shared)
     }

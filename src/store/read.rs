@@ -3,7 +3,8 @@
 //! `open_revs`.
 
 use heed::{RoTxn, WithoutTls};
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::doc;
@@ -295,4 +296,49 @@ pub(crate) fn open_revs(
             .map(OpenRev::Missing),
     );
     Ok(out)
+}
+
+/// What `_revs_diff` answers for one document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RevsDiff {
+    /// The asked revisions the database does not have (stemmed ones included).
+    pub missing: Vec<String>,
+    /// Leaves older than a missing revision, which may be its ancestors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub possible_ancestors: Vec<String>,
+}
+
+/// `_revs_diff` for one document: `None` when nothing is missing.
+pub(crate) fn revs_diff(
+    txn: &RoTxn<'_, WithoutTls>,
+    t: &Tables,
+    id: &str,
+    revs: &[Rev],
+) -> TxnResult<Option<RevsDiff>> {
+    let rec = record(txn, t, id)?;
+    let mut missing: Vec<&Rev> = Vec::new();
+    for rev in revs {
+        let known = rec.as_ref().is_some_and(|r| r.tree.find(rev).is_some());
+        if !known && !missing.contains(&rev) {
+            missing.push(rev);
+        }
+    }
+    let Some(max_missing) = missing.iter().map(|r| r.pos).max() else {
+        return Ok(None);
+    };
+    let possible_ancestors = match &rec {
+        Some(rec) => rec
+            .tree
+            .sorted_leaves()
+            .into_iter()
+            .map(|i| &rec.tree.node(i).rev)
+            .filter(|leaf| leaf.pos < max_missing)
+            .map(Rev::to_string)
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(Some(RevsDiff {
+        missing: missing.into_iter().map(Rev::to_string).collect(),
+        possible_ancestors,
+    }))
 }

@@ -78,9 +78,17 @@ pub(crate) fn heed_error(e: heed::Error) -> Error {
         heed::Error::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
             Error::StorageFull("no space left on device".into())
         }
+        // The file may not grow further (RLIMIT_FSIZE or a file system limit).
+        heed::Error::Io(io) if io.raw_os_error() == Some(libc::EFBIG) => {
+            Error::StorageFull("the data file may not grow further".into())
+        }
         heed::Error::Io(io) => Error::Io(io),
         other => Error::Corrupt(format!("LMDB: {other}")),
     }
+}
+
+fn is_map_resized(e: &heed::Error) -> bool {
+    matches!(e, heed::Error::Mdb(MdbError::MapResized))
 }
 
 fn is_map_full(e: &TxnError) -> bool {
@@ -158,9 +166,16 @@ impl Generation {
         &self,
         f: impl FnOnce(&RoTxn<'_, WithoutTls>, &Tables) -> TxnResult<T>,
     ) -> Result<T> {
-        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
-        let txn = self.env.read_txn().map_err(heed_error)?;
-        Ok(f(&txn, &self.tables)?)
+        loop {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            match self.env.read_txn() {
+                Ok(txn) => return Ok(f(&txn, &self.tables)?),
+                Err(e) if is_map_resized(&e) => {}
+                Err(e) => return Err(heed_error(e)),
+            }
+            drop(_gate);
+            self.adopt_map_size()?;
+        }
     }
 
     /// Runs `f` in a write transaction and commits it. When the map is full
@@ -172,14 +187,25 @@ impl Generation {
         mut f: impl FnMut(&mut RwTxn<'_>, &Tables) -> TxnResult<T>,
     ) -> Result<T> {
         loop {
-            let attempt = (|| {
-                let mut txn = self.env.write_txn()?;
-                let out = f(&mut txn, &self.tables)?;
-                txn.commit()?;
-                Ok(out)
-            })();
+            let attempt = {
+                let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+                (|| {
+                    let mut txn = self.env.write_txn()?;
+                    let out = f(&mut txn, &self.tables)?;
+                    txn.commit()?;
+                    Ok(out)
+                })()
+            };
             match attempt {
                 Err(e) if is_map_full(&e) => self.grow()?,
+                Err(TxnError::Heed(e)) if is_map_resized(&e) => self.adopt_map_size()?,
+                Err(TxnError::Heed(heed::Error::Io(io)))
+                    if io.raw_os_error() == Some(libc::EIO) && self.storage_exhausted() =>
+                {
+                    return Err(Error::StorageFull(
+                        "no space left for the data file (short write)".into(),
+                    ))
+                }
                 other => return other.map_err(Error::from),
             }
         }
@@ -193,6 +219,45 @@ impl Generation {
         // SAFETY: no transaction is open: writers are serialised by the caller
         // (which dropped its own), and the gate excludes every reader.
         unsafe { self.env.resize(new_size) }.map_err(heed_error)
+    }
+
+    /// Adopts a map size grown by another process (LMDB's `MDB_MAP_RESIZED`).
+    /// Polls for exclusive access instead of queueing for it, so a thread
+    /// that holds the gate shared (a validator reading inside a write) can
+    /// never deadlock against it.
+    fn adopt_map_size(&self) -> Result<()> {
+        loop {
+            if let Ok(_gate) = self.gate.try_write() {
+                // SAFETY: the gate is held exclusively: no transaction is open.
+                return unsafe { self.env.resize(0) }.map_err(heed_error);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Whether the data file cannot grow: LMDB reports a short write as
+    /// `EIO`, so a full disk (or a reached file size limit) is told apart
+    /// from a failing one by looking at the free space and the limit.
+    fn storage_exhausted(&self) -> bool {
+        /// Less free space than this counts as full (one large transaction).
+        const LOW_SPACE: u64 = 64 << 20;
+        let file_size = fs::metadata(self.dir.join("data.mdb")).map_or(0, |m| m.len());
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into a valid struct.
+        let limited = unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim) } == 0
+            && lim.rlim_cur != libc::RLIM_INFINITY
+            && file_size + LOW_SPACE >= lim.rlim_cur;
+        let Ok(path) = std::ffi::CString::new(self.dir.as_os_str().as_encoded_bytes()) else {
+            return limited;
+        };
+        // SAFETY: statvfs reads a NUL-terminated path and writes into a valid struct.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        let low_disk = unsafe { libc::statvfs(path.as_ptr(), &mut st) } == 0
+            && (st.f_bavail as u64).saturating_mul(st.f_frsize as u64) < LOW_SPACE;
+        limited || low_disk
     }
 
     /// Bytes used by the data file on disk.
@@ -260,16 +325,69 @@ pub(crate) fn first_generation() -> String {
     format!("{GENERATION_PREFIX}0")
 }
 
+/// Whether a directory entry name is a generation (`store-<n>`).
+fn is_generation(name: &str) -> bool {
+    name.strip_prefix(GENERATION_PREFIX)
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Removes generation directories other than `keep`: leftovers of a crash
-/// during compaction or of a replaced generation.
+/// during compaction or creation, or of a replaced generation.
 pub(crate) fn remove_stale_generations(db_dir: &Path, keep: &str) -> Result<()> {
     for entry in fs::read_dir(db_dir)? {
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.starts_with(GENERATION_PREFIX) && name != keep && entry.file_type()?.is_dir() {
+        if is_generation(name) && name != keep && entry.file_type()?.is_dir() {
             fs::remove_dir_all(entry.path())?;
         }
     }
     Ok(())
+}
+
+/// Checks that a new database may be created in `dir`: it holds nothing
+/// but leftovers of an interrupted creation.
+pub(crate) fn check_creatable(dir: &Path) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    for entry in entries {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if !is_generation(&name) && name != format!("{CURRENT_FILE}.tmp") {
+            return Err(Error::bad_request(format!(
+                "{} is not empty and holds no settee database",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_disk_and_full_map_are_storage_full() {
+        let enospc = heed::Error::Io(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        let efbig = heed::Error::Io(std::io::Error::from_raw_os_error(libc::EFBIG));
+        for e in [enospc, efbig, heed::Error::Mdb(MdbError::MapFull)] {
+            let e = heed_error(e);
+            assert_eq!((e.status(), e.name()), (507, "insufficient_storage"));
+        }
+        let other = heed_error(heed::Error::Io(std::io::Error::from_raw_os_error(
+            libc::EIO,
+        )));
+        assert_eq!(other.status(), 500);
+    }
+
+    #[test]
+    fn generation_names() {
+        assert_eq!(first_generation(), "store-0");
+        assert_eq!(next_generation("store-0"), "store-1");
+        assert_eq!(next_generation("store-41"), "store-42");
+    }
 }

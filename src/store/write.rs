@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use heed::RwTxn;
+use heed::{PutFlags, RwTxn};
 use rayon::prelude::*;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use super::doc::{self, IncomingDoc, DESIGN_PREFIX};
 use super::local;
 use super::meta::{self, Counters};
+use super::read;
 use super::record::{body_key, DocRecord};
 use super::revs::{Rev, RevTree};
 use super::storage::{Tables, TxnResult};
@@ -26,18 +27,34 @@ pub struct BulkOptions {
     /// `false`: replication, revisions and their `_revisions` ancestry are
     /// inserted as given and may create conflicts.
     pub new_edits: bool,
+    /// `false` (default, CouchDB's behaviour): one malformed document fails
+    /// the whole call. `true`: it gets an error result of its own and the
+    /// others are written (bulk imports).
+    pub per_doc_errors: bool,
 }
 
 impl Default for BulkOptions {
     fn default() -> Self {
-        BulkOptions { new_edits: true }
+        BulkOptions {
+            new_edits: true,
+            per_doc_errors: false,
+        }
     }
 }
 
 impl BulkOptions {
     /// Options for replicated writes (`new_edits: false`).
     pub fn replicated() -> BulkOptions {
-        BulkOptions { new_edits: false }
+        BulkOptions {
+            new_edits: false,
+            ..BulkOptions::default()
+        }
+    }
+
+    /// Sets [`BulkOptions::per_doc_errors`].
+    pub fn per_doc_errors(mut self, on: bool) -> BulkOptions {
+        self.per_doc_errors = on;
+        self
     }
 }
 
@@ -106,32 +123,62 @@ pub(crate) struct Prepared {
 /// Batches at least this large are prepared on the rayon pool.
 const PARALLEL_PREPARE: usize = 64;
 
-/// Validates and serialises documents. The first invalid document fails the
-/// whole batch, as CouchDB's `_bulk_docs` does.
+/// Validates and serialises documents, one result per document; a refused
+/// document's error result carries its `_id` when it has a string one.
 pub(crate) fn prepare(
     docs: Vec<Value>,
     opts: BulkOptions,
     max_doc_size: usize,
-) -> Result<Vec<Prepared>> {
-    let one = |doc: Value| -> Result<Prepared> {
-        let doc = doc::split(doc, new_doc_id)?;
-        let body = serde_json::to_vec(&doc.body).map_err(|e| Error::bad_request(e.to_string()))?;
-        if body.len() > max_doc_size {
-            return Err(Error::DocumentTooLarge(doc.id));
-        }
-        if !opts.new_edits && doc.revs.is_empty() && !doc.is_local() {
-            return Err(Error::bad_request(
-                "When `new_edits: false`, the document needs `_rev` or `_revisions` specified",
-            ));
-        }
-        let guess = Rev::next(doc.revs.first(), doc.deleted, &body);
-        Ok(Prepared { doc, body, guess })
+) -> Vec<std::result::Result<Prepared, BulkResult>> {
+    let one = |doc: Value| -> std::result::Result<Prepared, BulkResult> {
+        // Only needed to label a refused document.
+        let id = match (opts.per_doc_errors, doc.get("_id")) {
+            (true, Some(Value::String(id))) => id.clone(),
+            _ => String::new(),
+        };
+        prepare_one(doc, opts, max_doc_size).map_err(|error| BulkResult::Error {
+            id,
+            rev: None,
+            error,
+        })
     };
     if docs.len() >= PARALLEL_PREPARE {
         docs.into_par_iter().map(one).collect()
     } else {
         docs.into_iter().map(one).collect()
     }
+}
+
+/// Longest document id in bytes: ids are LMDB keys, limited to 1982 bytes
+/// with 4 KiB pages (heed's `longer-keys`); CouchDB has no fixed limit.
+pub(crate) const MAX_ID_BYTES: usize = 1900;
+
+fn prepare_one(doc: Value, opts: BulkOptions, max_doc_size: usize) -> Result<Prepared> {
+    let has_id = doc.get("_id").is_some();
+    let doc = doc::split(doc, new_doc_id)?;
+    if doc.id.len() > MAX_ID_BYTES {
+        return Err(Error::couch(
+            400,
+            "illegal_docid",
+            format!("Document id is longer than {MAX_ID_BYTES} bytes"),
+        ));
+    }
+    let body = serde_json::to_vec(&doc.body).map_err(|e| Error::bad_request(e.to_string()))?;
+    if body.len() > max_doc_size {
+        // CouchDB names the document, or nothing when it had no `_id`.
+        return Err(Error::DocumentTooLarge(if has_id {
+            doc.id
+        } else {
+            String::new()
+        }));
+    }
+    if !opts.new_edits && doc.revs.is_empty() && !doc.is_local() {
+        return Err(Error::bad_request(
+            "When `new_edits: false`, the document needs `_rev` or `_revisions` specified",
+        ));
+    }
+    let guess = Rev::next(doc.revs.first(), doc.deleted, &body);
+    Ok(Prepared { doc, body, guess })
 }
 
 /// A fresh document id (CouchDB's server-generated uuid): 32 hex digits,
@@ -181,7 +228,7 @@ pub(crate) fn write_batch(
     let mut counters = Counters::load(txn, t)?;
     let revs_limit = meta::revs_limit(txn, t)?;
     let mut results: Vec<Option<BulkResult>> = (0..docs.len()).map(|_| None).collect();
-    let mut events = Vec::new();
+    let mut events = Vec::with_capacity(docs.len());
     let mut buf = Vec::new();
     for round in rounds(docs) {
         let mut plans = Vec::with_capacity(round.len());
@@ -234,12 +281,16 @@ pub(crate) fn write_batch(
         }
     }
     counters.store(txn, t)?;
-    let results = results
-        .into_iter()
-        .map(|r| r.expect("every document has a result"))
-        .filter(|r| ctx.new_edits || r.is_error())
-        .collect();
-    Ok((results, events))
+    // Sized up front: these vectors are large for bulk loads, and growing
+    // them by reallocation shows up in profiles.
+    let mut out = Vec::with_capacity(if ctx.new_edits { results.len() } else { 0 });
+    out.extend(
+        results
+            .into_iter()
+            .map(|r| r.expect("every document has a result"))
+            .filter(|r| ctx.new_edits || r.is_error()),
+    );
+    Ok((out, events))
 }
 
 fn refused(p: &Prepared, error: Error, new_edits: bool) -> BulkResult {
@@ -273,13 +324,6 @@ fn rounds(docs: &[Prepared]) -> Vec<Vec<usize>> {
     rounds
 }
 
-fn load_record(txn: &RwTxn<'_>, t: &Tables, id: &str) -> TxnResult<Option<DocRecord>> {
-    match t.docs.get(txn, id.as_bytes())? {
-        Some(bytes) => Ok(Some(DocRecord::decode(bytes)?)),
-        None => Ok(None),
-    }
-}
-
 /// Applies CouchDB's update rules to one document. The outer error aborts
 /// the transaction; the inner one refuses this document only.
 fn plan(
@@ -289,7 +333,7 @@ fn plan(
     p: &Prepared,
     new_edits: bool,
 ) -> TxnResult<Result<Plan>> {
-    let record = load_record(txn, t, &p.doc.id)?;
+    let record = read::record(txn, t, &p.doc.id)?;
     let mut tree = record.as_ref().map(|r| r.tree.clone()).unwrap_or_default();
     let deleted = p.doc.deleted;
     if !new_edits {
@@ -447,7 +491,14 @@ fn apply(
         }
     };
     let leaf_rev = tree.node(leaf).rev.clone();
-    t.bodies.put(txn, &body_key(doc_num, &leaf_rev), &p.body)?;
+    let body_key_new = body_key(doc_num, &leaf_rev);
+    if record.is_none() {
+        // A new document has the highest doc number: its key sorts last.
+        t.bodies
+            .put_with_flags(txn, PutFlags::APPEND, &body_key_new, &p.body)?;
+    } else {
+        t.bodies.put(txn, &body_key_new, &p.body)?;
+    }
     for node in tree.stem(usize::try_from(revs_limit).unwrap_or(usize::MAX)) {
         if node.has_body {
             t.bodies.delete(txn, &body_key(doc_num, &node.rev))?;
@@ -476,7 +527,9 @@ fn apply(
     counters.count_transition(record.as_ref().map(|r| r.tree.is_deleted()), deleted);
     counters.update_seq += 1;
     let seq = counters.update_seq;
-    t.by_seq.put(txn, &seq, p.doc.id.as_bytes())?;
+    // Seqs only grow, so the seq index is append-only.
+    t.by_seq
+        .put_with_flags(txn, PutFlags::APPEND, &seq, p.doc.id.as_bytes())?;
     let new_record = DocRecord {
         doc_num,
         seq,

@@ -12,36 +12,10 @@ use std::collections::BTreeMap;
 use md5::{Digest, Md5};
 use serde_json::{Map, Value};
 
+use crate::collate::Collation;
 use crate::error::{Error, Result};
+use crate::js::FunctionKind;
 use crate::view::reduce::BuiltinReducer;
-
-/// The kind of design-document function being compiled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FunctionRole {
-    /// A view's `map` function.
-    Map,
-    /// A view's JavaScript `reduce` function.
-    Reduce,
-}
-
-impl FunctionRole {
-    fn as_str(self) -> &'static str {
-        match self {
-            FunctionRole::Map => "map",
-            FunctionRole::Reduce => "reduce",
-        }
-    }
-}
-
-/// Key order of a view's index (`views.v.options.collation`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ViewCollation {
-    /// CouchDB's default: ICU root collation for strings.
-    #[default]
-    Unicode,
-    /// `"collation": "raw"`: Erlang term order, strings bytewise.
-    Raw,
-}
 
 /// A view's reduce function.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,7 +49,7 @@ pub struct MapIndex {
     /// The view `options` object.
     pub options: Map<String, Value>,
     /// Key order of this tree.
-    pub collation: ViewCollation,
+    pub collation: Collation,
     /// Names of the map-only views over this tree.
     pub map_names: Vec<String>,
     /// The reduce views over this tree.
@@ -234,27 +208,25 @@ impl DesignDoc {
         })
     }
 
-    /// Compiles every JavaScript map and reduce function with `compile`, which
-    /// returns the engine's message on failure. Errors carry CouchDB's texts:
-    /// `compilation_error` "Compilation of the map function in the 'v' view
-    /// failed: ...", or 404 `missing function` for an empty source. Groups in a
-    /// language other than JavaScript are not compiled (CouchDB accepts them).
+    /// Compiles every JavaScript map and reduce function with `compile` (in
+    /// practice [`crate::js::JsPool::compile_check`]). A compilation error gets
+    /// CouchDB's prefix: "Compilation of the map function in the 'v' view
+    /// failed: ...". Groups in a language other than JavaScript are not
+    /// compiled (CouchDB accepts them, and fails their queries).
     pub fn compile_check<F>(&self, mut compile: F) -> Result<()>
     where
-        F: FnMut(FunctionRole, &str) -> std::result::Result<(), String>,
+        F: FnMut(FunctionKind, &str) -> Result<()>,
     {
         if !self.group.is_javascript() {
             return Ok(());
         }
-        let mut check = |role: FunctionRole, view: &str, source: &str| -> Result<()> {
-            if source.is_empty() {
-                return Err(Error::not_found("missing function"));
-            }
-            compile(role, source).map_err(|message| {
-                Error::Compilation(format!(
+        let mut check = |kind: FunctionKind, view: &str, source: &str| -> Result<()> {
+            compile(kind, source).map_err(|e| match e {
+                Error::Compilation(message) => Error::Compilation(format!(
                     "Compilation of the {} function in the '{view}' view failed: {message}",
-                    role.as_str()
-                ))
+                    kind.as_str()
+                )),
+                other => other,
             })
         };
         for map in &self.group.maps {
@@ -265,13 +237,13 @@ impl DesignDoc {
                 .map(String::as_str)
                 .unwrap_or_default();
             check(
-                FunctionRole::Map,
+                FunctionKind::Map,
                 name,
                 map.map_source().unwrap_or_default(),
             )?;
             for reduce in &map.reduces {
                 if let Reducer::JavaScript(source) = &reduce.reducer {
-                    check(FunctionRole::Reduce, &reduce.name, source)?;
+                    check(FunctionKind::Reduce, &reduce.name, source)?;
                 }
             }
         }
@@ -396,10 +368,7 @@ fn collect_maps(views: Option<&Map<String, Value>>) -> Result<Vec<MapIndex>> {
         let definition = serde_json::to_string(&(map, &options)).expect("JSON serialises");
         let entry = by_definition.entry(definition).or_insert_with(|| MapIndex {
             map: map.clone(),
-            collation: match options.get("collation").and_then(Value::as_str) {
-                Some("raw") => ViewCollation::Raw,
-                _ => ViewCollation::Unicode,
-            },
+            collation: Collation::from_option(options.get("collation")),
             options,
             map_names: Vec::new(),
             reduces: Vec::new(),
@@ -585,7 +554,7 @@ mod tests {
         let ddoc =
             DesignDoc::parse(&json!({"views": {"c": {"map": "function(doc) { emit("}}})).unwrap();
         let err = ddoc
-            .compile_check(|_, _| Err("SyntaxError: unexpected end".to_string()))
+            .compile_check(|_, _| Err(Error::Compilation("SyntaxError: unexpected end".into())))
             .unwrap_err();
         assert_eq!(err.name(), "compilation_error");
         assert_eq!(
@@ -593,8 +562,14 @@ mod tests {
             "Compilation of the map function in the 'c' view failed: SyntaxError: unexpected end"
         );
 
-        let ddoc = DesignDoc::parse(&json!({"views": {"v": {"map": MAP, "reduce": ""}}})).unwrap();
-        let err = ddoc.compile_check(|_, _| Ok(())).unwrap_err();
+        // Other errors (e.g. `missing function` for an empty source) pass through.
+        let ddoc = DesignDoc::parse(&json!({"views": {"v": {"map": MAP, "reduce": "x"}}})).unwrap();
+        let err = ddoc
+            .compile_check(|kind, _| match kind {
+                FunctionKind::Reduce => Err(Error::not_found("missing function")),
+                _ => Ok(()),
+            })
+            .unwrap_err();
         assert_eq!(
             (err.status(), err.reason()),
             (404, "missing function".to_string())
@@ -609,10 +584,11 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert_eq!(compiled, vec![(FunctionRole::Map, MAP.to_string())]);
+        assert_eq!(compiled, vec![(FunctionKind::Map, MAP.to_string())]);
         let ddoc =
             DesignDoc::parse(&json!({"language": "python", "views": {"v": {"map": "x"}}})).unwrap();
-        ddoc.compile_check(|_, _| Err("never".into())).unwrap();
+        ddoc.compile_check(|_, _| Err(Error::Compilation("never".into())))
+            .unwrap();
     }
 
     #[test]
@@ -631,7 +607,7 @@ mod tests {
         assert_eq!(a.map, b.map);
         assert_ne!(a.map, c.map);
         assert_eq!((a.reduce, b.reduce), (None, Some(0)));
-        assert_eq!(group.maps[c.map].collation, ViewCollation::Raw);
+        assert_eq!(group.maps[c.map].collation, Collation::Raw);
         assert!(group.view("nope").is_none());
     }
 

@@ -18,9 +18,9 @@ use serde_json::Value;
 
 use crate::collate::{collator_version, Collation};
 use crate::error::{Error, Result};
-use crate::js::{JsPool, MapGroup};
-use crate::store::{Database, IndexChange, ReadOptions, Rev};
-use crate::view::design::{DesignDoc, Reducer, ViewCollation, ViewGroup};
+use crate::js::{reduce_overflow_reason, JsPool, MapGroup};
+use crate::store::{AllDocsRow, Database, IndexChange, ReadOptions, Rev};
+use crate::view::design::{DesignDoc, Reducer, ViewGroup};
 use crate::view::index::{DocRows, IndexIdentity, IndexStore, StoredRow};
 use crate::view::query::{UpdateMode, ViewQuery};
 use crate::view::read::{MapRow, ReduceRow, Reduction, TreeReader};
@@ -140,7 +140,11 @@ impl ViewEngine {
             .map(|i| ddoc.group.maps[view_ref.map].reduces[i].reducer.clone());
         let resolved = query.resolve(reducer.is_some())?;
         if !ddoc.group.is_javascript() {
-            return Err(Error::couch(500, "unknown_query_language", ddoc.group.language.clone()));
+            return Err(Error::couch(
+                500,
+                "unknown_query_language",
+                ddoc.group.language.clone(),
+            ));
         }
         let group = self.open_group(&ddoc.group)?;
         match query.update {
@@ -164,7 +168,7 @@ impl ViewEngine {
             store: &group.index,
             txn: &txn,
             tree: view_ref.map as u16,
-            collation: collation_of(tree.collation),
+            collation: tree.collation,
         };
         let update_seq = if query.update_seq {
             Some(group.index.update_seq(&txn)?)
@@ -173,7 +177,8 @@ impl ViewEngine {
         };
         if resolved.reduce {
             let reducer = reducer.expect("a reduce query has a reducer");
-            let rows = reader.reduce_rows(&resolved, &mut |rows| self.reduce_group(&reducer, rows))?;
+            let rows =
+                reader.reduce_rows(&resolved, &mut |rows| self.reduce_group(&reducer, rows))?;
             return Ok(ViewResponse::Reduce { update_seq, rows });
         }
         let conflicts = query.conflicts == Some(true);
@@ -189,14 +194,14 @@ impl ViewEngine {
 
     /// Brings a design document's index up to date with the database, calling
     /// `progress` after every batch. Returns the sequence indexed.
-    pub fn update(
-        &self,
-        ddoc_id: &str,
-        progress: &mut dyn FnMut(BuildProgress),
-    ) -> Result<u64> {
+    pub fn update(&self, ddoc_id: &str, progress: &mut dyn FnMut(BuildProgress)) -> Result<u64> {
         let ddoc = self.design_doc(ddoc_id)?;
         if !ddoc.group.is_javascript() {
-            return Err(Error::couch(500, "unknown_query_language", ddoc.group.language.clone()));
+            return Err(Error::couch(
+                500,
+                "unknown_query_language",
+                ddoc.group.language.clone(),
+            ));
         }
         let group = self.open_group(&ddoc.group)?;
         self.update_group(&group, progress)
@@ -245,8 +250,13 @@ impl ViewEngine {
         Ok(response
             .rows
             .iter()
-            .filter_map(|row| row.doc.as_ref())
-            .filter_map(|doc| DesignDoc::parse(doc).ok())
+            .filter_map(|row| match row {
+                AllDocsRow::Doc {
+                    doc: Some(Some(doc)),
+                    ..
+                } => DesignDoc::parse(doc).ok(),
+                _ => None,
+            })
             .collect())
     }
 
@@ -296,12 +306,7 @@ impl ViewEngine {
         if start >= target {
             return Ok(start);
         }
-        let collations: Vec<Collation> = group
-            .group
-            .maps
-            .iter()
-            .map(|m| collation_of(m.collation))
-            .collect();
+        let collations: Vec<Collation> = group.group.maps.iter().map(|m| m.collation).collect();
         let mut done = 0;
         let mut seq = start;
         std::thread::scope(|scope| -> Result<()> {
@@ -400,13 +405,9 @@ impl ViewEngine {
     /// Reduces one group's rows with a view's reducer.
     fn reduce_group(&self, reducer: &Reducer, rows: &[StoredRow]) -> Result<Reduction> {
         match reducer {
-            Reducer::Builtin(builtin) => {
-                let rows: Vec<(Value, String, Value)> = rows
-                    .iter()
-                    .map(|r| (r.key.clone(), r.doc_id.clone(), r.value.clone()))
-                    .collect();
-                builtin.reduce(&rows).map(Reduction::Value)
-            }
+            Reducer::Builtin(builtin) => builtin
+                .reduce(rows.iter().map(|r| (&r.key, r.doc_id.as_str(), &r.value)))
+                .map(Reduction::Value),
             Reducer::JavaScript(source) => {
                 let sources = [source.clone()];
                 let mut partials = Vec::new();
@@ -423,7 +424,13 @@ impl ViewEngine {
                 } else {
                     self.pool.rereduce(&sources, vec![partials])?.remove(0)
                 };
-                Ok(Reduction::Value(value))
+                Ok(match reduce_overflow_reason(&value) {
+                    Some(reason) => Reduction::Error {
+                        error: crate::js::REDUCE_OVERFLOW_ERROR.to_string(),
+                        reason: reason.to_string(),
+                    },
+                    None => Reduction::Value(value),
+                })
             }
         }
     }
@@ -442,13 +449,6 @@ impl ViewEngine {
             Err(Error::NotFound(_)) => Ok(Value::Null),
             Err(e) => Err(e),
         }
-    }
-}
-
-fn collation_of(collation: ViewCollation) -> Collation {
-    match collation {
-        ViewCollation::Unicode => Collation::Unicode,
-        ViewCollation::Raw => Collation::Raw,
     }
 }
 

@@ -12,7 +12,7 @@
 //! - `overflow`: sort keys too long for an LMDB key (see below).
 //!
 //! ## Long keys
-//! A row's LMDB key is its sort key ([`super::rowkey`]) when that fits in
+//! A row's LMDB key is its sort key ([`crate::collate::row_key`]) when that fits in
 //! [`TRUNCATE_AT`] bytes. A longer sort key `S` is stored as
 //! `S[..TRUNCATE_AT] ‖ 0xFF ‖ rank (u64 BE)`, and the table `overflow` maps
 //! `tree ‖ S[..TRUNCATE_AT] ‖ rank → S`. Ranks order the long keys sharing a
@@ -27,7 +27,6 @@
 //! Query bounds map to LMDB keys the same way ([`IndexStore::seek_key`]), so
 //! every range scan is a plain LMDB range.
 
-use std::collections::HashSet;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
@@ -72,7 +71,7 @@ pub(crate) struct IndexIdentity {
 pub(crate) struct PreparedRow {
     /// The tree (distinct map function) it belongs to.
     pub tree: u16,
-    /// [`super::rowkey::row_sort_key`].
+    /// `collate::encode(key)` extended by [`crate::collate::row_key`].
     pub sort_key: Vec<u8>,
     /// The JSON text `[key, value]` as emitted.
     pub key_value: Vec<u8>,
@@ -477,9 +476,9 @@ impl IndexStore {
 
     /// Every doc id with rows in the index (for tests and checks).
     #[cfg(test)]
-    fn indexed_doc_ids(&self) -> Result<HashSet<Vec<u8>>> {
+    fn indexed_doc_ids(&self) -> Result<std::collections::HashSet<Vec<u8>>> {
         let txn = self.read_txn()?;
-        let mut out = HashSet::new();
+        let mut out = std::collections::HashSet::new();
         for entry in self.back.iter(&txn).map_err(storage_error)? {
             out.insert(entry.map_err(storage_error)?.0.to_vec());
         }
@@ -590,7 +589,13 @@ pub(crate) fn storage_error(e: heed::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::view::rowkey::{position_after, position_before, row_sort_key, DocIdBound};
+    use crate::collate::{position_after, position_before, row_key};
+
+    fn row_sort_key(encoded_key: &[u8], doc_id: &str, counter: u32) -> Vec<u8> {
+        let mut key = encoded_key.to_vec();
+        row_key(&mut key, doc_id, counter);
+        key
+    }
     use proptest::prelude::*;
 
     fn identity(sig: &str) -> IndexIdentity {
@@ -694,7 +699,7 @@ mod tests {
         );
         assert_eq!(
             store.indexed_doc_ids().unwrap(),
-            HashSet::from([b"d2".to_vec()])
+            std::collections::HashSet::from([b"d2".to_vec()])
         );
     }
 
@@ -743,9 +748,9 @@ mod tests {
             })
             .collect();
         store.apply(&docs, 1).unwrap();
-        let k1_low = position_before(b"k1", &DocIdBound::Lowest);
-        let k1_high = position_after(b"k1", &DocIdBound::Highest);
-        let k2_high = position_after(b"k2", &DocIdBound::Highest);
+        let k1_low = position_before(b"k1", None);
+        let k1_high = position_after(b"k1", None);
+        let k2_high = position_after(b"k2", None);
         assert_eq!(
             scan_ids(&store, 0, Some(&k1_low), Some(&k1_high), false),
             ["a", "b"]
@@ -754,12 +759,12 @@ mod tests {
             scan_ids(&store, 0, Some(&k1_low), Some(&k2_high), true),
             ["c", "b", "a"]
         );
-        let after_a = position_after(b"k1", &DocIdBound::Id("a"));
+        let after_a = position_after(b"k1", Some("a"));
         assert_eq!(
             scan_ids(&store, 0, Some(&after_a), None, false),
             ["b", "c", "d"]
         );
-        let before_b = position_before(b"k1", &DocIdBound::Id("b"));
+        let before_b = position_before(b"k1", Some("b"));
         assert_eq!(scan_ids(&store, 0, None, Some(&before_b), false), ["a"]);
     }
 

@@ -9,6 +9,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::view::reduce::GroupLevel;
 
 /// When a query brings the index up to date (`update=`, or `stale=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -20,15 +21,6 @@ pub enum UpdateMode {
     False,
     /// Read at once, then update in the background.
     Lazy,
-}
-
-/// How rows of a reduce query are grouped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupLevel {
-    /// `group=true`: one group per distinct key (by collation equality).
-    Exact,
-    /// `group_level=N`: arrays grouped by their first N elements; 0 is one group.
-    Level(u64),
 }
 
 /// The options of a view query, as CouchDB accepts them.
@@ -366,7 +358,7 @@ impl ViewQuery {
             ));
         }
         let group_level = match (reduce, group_level) {
-            (_, None) | (_, Some(GroupLevel::Level(0))) => GroupLevel::Level(0),
+            (_, None) | (_, Some(GroupLevel::All)) => GroupLevel::All,
             (true, Some(level)) => level,
             (false, Some(_)) => {
                 return Err(Error::query_parse("Invalid use of grouping on a map view."))
@@ -394,7 +386,8 @@ impl ViewQuery {
                 "Can't specify group=false and group_level>0 at the same time",
             )),
             (Some(true), None) => Ok(Some(GroupLevel::Exact)),
-            (_, Some(level)) => Ok(Some(GroupLevel::Level(level))),
+            (_, Some(0)) => Ok(Some(GroupLevel::All)),
+            (_, Some(level)) => Ok(Some(GroupLevel::Level(level as usize))),
         }
     }
 }
@@ -406,7 +399,7 @@ pub struct ResolvedQuery {
     pub options: ViewQuery,
     /// Whether rows are reduced.
     pub reduce: bool,
-    /// How reduced rows are grouped (`Level(0)` for map queries).
+    /// How reduced rows are grouped (`All` for map queries).
     pub group_level: GroupLevel,
 }
 
@@ -682,7 +675,7 @@ mod tests {
         assert_eq!(q.end_key, Some(json!("a")));
         // A single-key fetch on a reduce view needs no grouping.
         let resolved = q.resolve(true).unwrap();
-        assert_eq!(resolved.group_level, GroupLevel::Level(0));
+        assert_eq!(resolved.group_level, GroupLevel::All);
     }
 
     #[test]
@@ -747,7 +740,7 @@ mod tests {
     fn resolve_accepts_valid_combinations() {
         let r = ViewQuery::new().resolve(true).unwrap();
         assert!(r.reduce);
-        assert_eq!(r.group_level, GroupLevel::Level(0));
+        assert_eq!(r.group_level, GroupLevel::All);
         let r = ViewQuery::new()
             .group(true)
             .group_level(2)

@@ -11,7 +11,8 @@ use serde_json::Value;
 use crate::collate::{position_after, position_before, Collation};
 use crate::error::{Error, Result};
 use crate::view::index::{IndexStore, StoredRow};
-use crate::view::query::{GroupLevel, ResolvedQuery};
+use crate::view::query::ResolvedQuery;
+use crate::view::reduce::{group_key, same_group, GroupLevel};
 
 /// One row of a map query (`{"id", "key", "value"[, "doc"]}`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -105,7 +106,11 @@ impl TreeReader<'_> {
                 .collect());
         }
         self.check_range(query)?;
-        Ok(vec![self.range(query, q.start_key.as_ref(), q.end_key.as_ref())])
+        Ok(vec![self.range(
+            query,
+            q.start_key.as_ref(),
+            q.end_key.as_ref(),
+        )])
     }
 
     fn range(&self, query: &ResolvedQuery, start: Option<&Value>, end: Option<&Value>) -> Range {
@@ -263,40 +268,41 @@ impl TreeReader<'_> {
         let mut out = Vec::new();
         for range in self.ranges(query)? {
             let mut group: Vec<StoredRow> = Vec::new();
-            let mut group_key = Value::Null;
-            let mut emit = |rows: &mut Vec<StoredRow>, key: Value, out: &mut Vec<ReduceRow>| -> Result<bool> {
-                if rows.is_empty() {
-                    return Ok(true);
-                }
-                if skip > 0 {
-                    skip -= 1;
-                } else if (out.len() as u64) < limit {
-                    out.push(match reduce(rows)? {
-                        Reduction::Value(value) => ReduceRow::Value { key, value },
-                        Reduction::Error { error, reason } => ReduceRow::Error {
-                            key: Value::Null,
-                            error,
-                            reason,
-                        },
-                    });
-                }
-                rows.clear();
-                Ok((out.len() as u64) < limit)
-            };
+            let mut current_key = Value::Null;
+            let mut emit =
+                |rows: &mut Vec<StoredRow>, key: Value, out: &mut Vec<ReduceRow>| -> Result<bool> {
+                    if rows.is_empty() {
+                        return Ok(true);
+                    }
+                    if skip > 0 {
+                        skip -= 1;
+                    } else if (out.len() as u64) < limit {
+                        out.push(match reduce(rows)? {
+                            Reduction::Value(value) => ReduceRow::Value { key, value },
+                            Reduction::Error { error, reason } => ReduceRow::Error {
+                                key: Value::Null,
+                                error,
+                                reason,
+                            },
+                        });
+                    }
+                    rows.clear();
+                    Ok((out.len() as u64) < limit)
+                };
             for row in self.scan(&range, q.descending)? {
                 let row = row?;
-                let key = group_key_of(&row.key, query.group_level);
-                if !group.is_empty() && !self.same_group(&group_key, &key) {
-                    let done = std::mem::replace(&mut group_key, key);
+                let key = group_key(&row.key, query.group_level);
+                if !group.is_empty() && !self.same_group(&current_key, &key, query.group_level) {
+                    let done = std::mem::replace(&mut current_key, key);
                     if !emit(&mut group, done, &mut out)? {
                         return Ok(out);
                     }
                 } else if group.is_empty() {
-                    group_key = key;
+                    current_key = key;
                 }
                 group.push(row);
             }
-            let key = std::mem::take(&mut group_key);
+            let key = std::mem::take(&mut current_key);
             if !emit(&mut group, key, &mut out)? {
                 return Ok(out);
             }
@@ -304,23 +310,10 @@ impl TreeReader<'_> {
         Ok(out)
     }
 
-    fn same_group(&self, a: &Value, b: &Value) -> bool {
+    fn same_group(&self, a: &Value, b: &Value, level: GroupLevel) -> bool {
         // Byte-equal JSON is the common case; collation decides the rest
         // (ICU-equal strings, 1 and 1.0, ...).
-        a == b || self.collation.compare(a, b).is_eq()
-    }
-}
-
-/// The key a row is grouped under: `null` for level 0, the whole key for
-/// `group=true`, and the first N elements of array keys for `group_level=N`
-/// (other keys whole).
-fn group_key_of(key: &Value, level: GroupLevel) -> Value {
-    match (level, key) {
-        (GroupLevel::Level(0), _) => Value::Null,
-        (GroupLevel::Level(n), Value::Array(items)) => {
-            Value::Array(items.iter().take(n as usize).cloned().collect())
-        }
-        _ => key.clone(),
+        a == b || same_group(a, b, level, self.collation)
     }
 }
 

@@ -33,7 +33,10 @@ pub(crate) fn prepare_doc_rows(doc_id: &str, outputs: Vec<TreeOutput>) -> DocRow
                 (enc, key, value)
             })
             .collect();
-        encoded.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| compare_emitted_values(&a.2, &b.2)));
+        encoded.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| compare_emitted_values(&a.2, &b.2))
+        });
         let mut counter = 0u32;
         for i in 0..encoded.len() {
             counter = if i > 0 && encoded[i - 1].0 == encoded[i].0 {
@@ -80,7 +83,11 @@ mod tests {
         let values: Vec<Value> = doc
             .rows
             .iter()
-            .map(|r| serde_json::from_slice::<(Value, Value)>(&r.key_value).unwrap().1)
+            .map(|r| {
+                serde_json::from_slice::<(Value, Value)>(&r.key_value)
+                    .unwrap()
+                    .1
+            })
             .collect();
         // "j" first; then "k" with values in Erlang order: numbers < atoms < binaries.
         assert_eq!(values, vec![json!(1), json!(2), json!(null), json!("s")]);

@@ -1,0 +1,415 @@
+//! The pool: worker threads, the job queue, and the watchdog that abandons
+//! and replaces a worker stuck in one call.
+//!
+//! boa cannot interrupt running JavaScript, so a call that makes no progress
+//! for `timeout` is answered with `os_process_error` and its worker thread is
+//! left behind: it is marked abandoned, a replacement thread is started, and
+//! the old thread exits as soon as its call returns (loop limits usually make
+//! that quick).
+
+use std::borrow::Cow;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use serde_json::Value;
+
+use super::reduce::ReduceCall;
+use super::worker::Worker;
+use super::{DocMapOutput, FunctionKind, JsConfig, MapGroup, ValidateCall};
+use crate::{Error, Result};
+
+/// Fewest documents worth a job of their own when a map batch is split.
+const MIN_DOCS_PER_JOB: usize = 8;
+
+const QUEUED: u8 = 0;
+const RUNNING: u8 = 1;
+const DONE: u8 = 2;
+const ABANDONED: u8 = 3;
+
+/// Shared between a caller and the worker running its job.
+pub struct JobState {
+    status: AtomicU8,
+    /// Milliseconds since the pool's epoch at the last sign of progress.
+    progress_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl JobState {
+    fn new(epoch: Instant) -> Self {
+        JobState {
+            status: AtomicU8::new(QUEUED),
+            progress_ms: AtomicU64::new(0),
+            epoch,
+        }
+    }
+
+    /// Records progress; the watchdog measures the timeout from here.
+    pub fn touch(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.progress_ms.store(now, Ordering::Relaxed);
+    }
+
+    fn idle(&self) -> Duration {
+        let last = Duration::from_millis(self.progress_ms.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(last)
+    }
+
+    fn transition(&self, from: u8, to: u8) -> bool {
+        self.status
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+/// A job: runs on a worker and sends its own reply.
+struct Job {
+    state: Arc<JobState>,
+    run: Box<dyn FnOnce(&mut Worker) + Send>,
+}
+
+/// A submitted job's reply channel.
+struct Pending<R> {
+    reply: Receiver<Result<R>>,
+    state: Arc<JobState>,
+}
+
+struct Inner {
+    jobs: Sender<Job>,
+    /// Kept to hand to replacement workers; workers stop when `jobs` (the
+    /// only sender) is dropped with the pool.
+    queue: Receiver<Job>,
+    config: Arc<JsConfig>,
+    epoch: Instant,
+    threads_started: AtomicUsize,
+}
+
+/// A pool of JavaScript workers. Cheap to clone; all clones share the
+/// workers, which stop when the last clone is dropped.
+///
+/// ```
+/// use settee::js::{FunctionKind, JsConfig, JsPool};
+/// let pool = JsPool::new(JsConfig { workers: 1, ..JsConfig::default() })?;
+/// pool.compile_check(FunctionKind::Map, "function(doc) { emit(doc._id, 1); }")?;
+/// let err = pool.compile_check(FunctionKind::Map, "function(doc) { emit(").unwrap_err();
+/// assert_eq!(err.name(), "compilation_error");
+/// # Ok::<(), settee::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct JsPool {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for JsPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsPool")
+            .field("workers", &self.inner.config.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JsPool {
+    /// Starts `config.workers` worker threads (at least one).
+    pub fn new(mut config: JsConfig) -> Result<JsPool> {
+        config.workers = config.workers.max(1);
+        let (jobs, queue) = bounded(config.workers * 4);
+        let pool = JsPool {
+            inner: Arc::new(Inner {
+                jobs,
+                queue,
+                config: Arc::new(config),
+                epoch: Instant::now(),
+                threads_started: AtomicUsize::new(0),
+            }),
+        };
+        for _ in 0..pool.inner.config.workers {
+            pool.spawn_worker()?;
+        }
+        Ok(pool)
+    }
+
+    /// The configuration the pool runs with.
+    pub fn config(&self) -> &JsConfig {
+        &self.inner.config
+    }
+
+    /// Checks that `source` compiles to a function, as CouchDB does when a
+    /// design document is saved: `compilation_error` with the engine's message
+    /// (`<error> (<source>)`, or `Expression does not eval to a function.
+    /// (<source>)`), `not_found` "missing function" for an empty source. The
+    /// caller adds CouchDB's prefix, e.g. "Compilation of the map function in
+    /// the 'v' view failed: ".
+    pub fn compile_check(&self, kind: FunctionKind, source: &str) -> Result<()> {
+        let source = source.to_owned();
+        self.call(move |w| w.compile_check(kind, &source))
+    }
+
+    /// Runs every map function of `group` over `docs`, spread over all
+    /// workers. Returns, per document in order, one result per map function:
+    /// the emitted `(key, value)` rows, or the message of the exception the
+    /// function threw for that document (its rows are dropped, and the
+    /// exception is logged).
+    ///
+    /// Whole-call errors: `compilation_error`, `os_process_error` (time
+    /// budget, loop or recursion limit), `map_runtime_error` for
+    /// `throw "fatal_error"`, and the name/reason of `throw ["fatal", name, reason]`.
+    pub fn map(&self, group: &Arc<MapGroup>, docs: Vec<Value>) -> Result<Vec<DocMapOutput>> {
+        let total = docs.len();
+        let jobs = self
+            .inner
+            .config
+            .workers
+            .min(total.div_ceil(MIN_DOCS_PER_JOB))
+            .max(1);
+        let per_job = total.div_ceil(jobs).max(1);
+        let mut docs = docs.into_iter();
+        let mut pending = Vec::with_capacity(jobs);
+        loop {
+            let chunk: Vec<Value> = docs.by_ref().take(per_job).collect();
+            if chunk.is_empty() && !pending.is_empty() {
+                break;
+            }
+            let group = group.clone();
+            pending.push(self.submit(move |w| w.map(&group, chunk)));
+        }
+        let mut out = Vec::with_capacity(total);
+        let mut failure = None;
+        for p in pending {
+            match self.wait(p) {
+                Ok(rows) => out.extend(rows),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// Reduces map rows `(key, docid, value)` with each JavaScript reduce
+    /// source: one reduction per source. A reduce that throws gives null
+    /// (logged). Under `reduce_limit`, a call whose output does not shrink
+    /// gives the overflow marker for every source (see
+    /// [`reduce_overflow_reason`](super::reduce_overflow_reason)).
+    pub fn reduce(
+        &self,
+        sources: &[String],
+        rows: &[(Value, String, Value)],
+    ) -> Result<Vec<Value>> {
+        let mut keys = Vec::with_capacity(rows.len());
+        let mut values = Vec::with_capacity(rows.len());
+        for (key, id, value) in rows {
+            keys.push((key.clone(), id.clone()));
+            values.push(value.clone());
+        }
+        let call = ReduceCall {
+            sources: Arc::new(sources.to_vec()),
+            keys: Some(keys),
+            values,
+        };
+        self.call(move |w| w.reduce(call))
+    }
+
+    /// Rereduces earlier reductions: `values_per_source[i]` are the values
+    /// for `sources[i]` (CouchDB sends one function per rereduce call; this
+    /// does the same, on one worker). Returns one reduction per source.
+    pub fn rereduce(
+        &self,
+        sources: &[String],
+        values_per_source: Vec<Vec<Value>>,
+    ) -> Result<Vec<Value>> {
+        if sources.len() != values_per_source.len() {
+            return Err(Error::bad_request(
+                "rereduce needs one list of values per function",
+            ));
+        }
+        let calls: Vec<ReduceCall> = sources
+            .iter()
+            .zip(values_per_source)
+            .map(|(source, values)| ReduceCall {
+                sources: Arc::new(vec![source.clone()]),
+                keys: None,
+                values,
+            })
+            .collect();
+        self.call(move |w| {
+            let mut out = Vec::with_capacity(calls.len());
+            for call in calls {
+                out.extend(w.reduce(call)?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Runs a design document's `validate_doc_update`. `Ok` accepts the
+    /// write; `forbidden` (403), `unauthorized` (401) and `unknown_error`
+    /// (500, for a thrown string or other one-member object) are CouchDB's
+    /// refusals; a thrown `Error` gives its name and message (500).
+    pub fn validate(&self, call: &ValidateCall) -> Result<()> {
+        let call = call.clone();
+        self.call(move |w| w.validate(&call))
+    }
+
+    /// Runs several validations on one worker (as `_bulk_docs` needs): one
+    /// outcome per call, in order. The outer error is for the pool itself
+    /// (time budget, engine limits).
+    pub fn validate_batch(&self, calls: Vec<ValidateCall>) -> Result<Vec<Result<()>>> {
+        self.call(move |w| {
+            let mut out = Vec::with_capacity(calls.len());
+            for call in &calls {
+                match w.validate(call) {
+                    Err(e @ Error::JavaScript { .. }) if e.name() == "os_process_error" => {
+                        return Err(e)
+                    }
+                    outcome => out.push(outcome),
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Runs filter function `name` of `ddoc` over `docs` with request `req`:
+    /// one boolean (the truthiness of the result) per document. A throw fails
+    /// the whole call.
+    pub fn filter(
+        &self,
+        ddoc_id: &str,
+        ddoc: Arc<Value>,
+        name: &str,
+        docs: Vec<Value>,
+        req: Value,
+    ) -> Result<Vec<bool>> {
+        let ddoc_id = ddoc_id.to_owned();
+        let name = name.to_owned();
+        self.call(move |w| w.filter(&ddoc_id, &ddoc, &name, docs, &req))
+    }
+
+    fn call<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Worker) -> Result<R> + Send + 'static,
+    {
+        let pending = self.submit(f);
+        self.wait(pending)
+    }
+
+    fn submit<R, F>(&self, f: F) -> Pending<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Worker) -> Result<R> + Send + 'static,
+    {
+        let state = Arc::new(JobState::new(self.inner.epoch));
+        let (tx, reply) = bounded(1);
+        let job = Job {
+            state: state.clone(),
+            run: Box::new(move |worker: &mut Worker| {
+                // The caller may have given up; nobody listens then.
+                let _ = tx.send(f(worker));
+            }),
+        };
+        // The pool holds a receiver, so the channel never disconnects here.
+        let _ = self.inner.jobs.send(job);
+        Pending { reply, state }
+    }
+
+    fn wait<R>(&self, pending: Pending<R>) -> Result<R> {
+        let budget = self.inner.config.timeout;
+        loop {
+            // A queued job waits for a worker; the budget runs from its start.
+            let wait = match pending.state.status.load(Ordering::Acquire) {
+                QUEUED => budget,
+                _ => budget.saturating_sub(pending.state.idle()),
+            };
+            if wait.is_zero() {
+                if pending.state.transition(RUNNING, ABANDONED) {
+                    tracing::warn!(
+                        target: "settee::js",
+                        "a JavaScript call made no progress for {budget:?}; replacing its worker"
+                    );
+                    if let Err(e) = self.spawn_worker() {
+                        tracing::error!(target: "settee::js", "cannot start a replacement worker: {e}");
+                    }
+                    return Err(timeout_error(budget));
+                }
+                // Finished just now: its reply is there.
+                continue;
+            }
+            match pending.reply.recv_timeout(wait) {
+                Ok(result) => return result,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(Error::JavaScript {
+                        name: Cow::Borrowed("os_process_error"),
+                        reason: "the JavaScript worker failed".into(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn spawn_worker(&self) -> Result<()> {
+        let n = self.inner.threads_started.fetch_add(1, Ordering::Relaxed);
+        let queue = self.inner.queue.clone();
+        let config = self.inner.config.clone();
+        // Check the runtime starts before handing the thread any work.
+        let (ready_tx, ready) = bounded(1);
+        std::thread::Builder::new()
+            .name(format!("settee-js-{n}"))
+            .stack_size(config.stack_size)
+            .spawn(move || worker_thread(queue, config, ready_tx))?;
+        ready.recv().unwrap_or_else(|_| {
+            Err(Error::JavaScript {
+                name: Cow::Borrowed("os_process_error"),
+                reason: "the JavaScript worker did not start".into(),
+            })
+        })
+    }
+}
+
+fn timeout_error(budget: Duration) -> Error {
+    Error::JavaScript {
+        name: Cow::Borrowed("os_process_error"),
+        reason: format!("timeout: no progress for {} ms", budget.as_millis()),
+    }
+}
+
+fn worker_thread(queue: Receiver<Job>, config: Arc<JsConfig>, ready: Sender<Result<()>>) {
+    let mut worker = match Worker::new(config.clone()) {
+        Ok(w) => {
+            let _ = ready.send(Ok(()));
+            w
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    drop(ready);
+    while let Ok(job) = queue.recv() {
+        if !job.state.transition(QUEUED, RUNNING) {
+            continue;
+        }
+        job.state.touch();
+        worker.job = Some(job.state.clone());
+        let run = job.run;
+        let panicked = catch_unwind(AssertUnwindSafe(|| run(&mut worker))).is_err();
+        worker.job = None;
+        if panicked {
+            // The reply sender was dropped, so the caller sees a failure.
+            // The context may be inconsistent: start over.
+            tracing::error!(target: "settee::js", "a JavaScript worker panicked; restarting it");
+            match Worker::new(config.clone()) {
+                Ok(w) => worker = w,
+                Err(_) => return,
+            }
+        }
+        if !job.state.transition(RUNNING, DONE) {
+            // Abandoned by the watchdog; a replacement already runs.
+            return;
+        }
+    }
+}

@@ -1,0 +1,542 @@
+//! One JavaScript worker: a boa `Context` with settee's runtime loaded, the
+//! functions it has compiled, and the code that runs each kind of call.
+//!
+//! A `Worker` lives on the stack of its own OS thread (see `pool.rs`) and is
+//! never put in a `thread_local!`: boa's GC is thread-local, and a Context
+//! dropped after it at thread exit corrupts the heap.
+
+use std::cell::RefCell;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use boa_engine::object::builtins::{JsArray, JsFunction};
+use boa_engine::property::Attribute;
+use boa_engine::{js_string, Context, JsNativeError, JsResult, JsValue, NativeFunction, Source};
+use boa_gc::{Finalize, Trace};
+use serde_json::Value;
+
+use super::compile::compile_function;
+use super::convert::{to_js, to_json_or_null, OutputLimits};
+use super::limits::max_nesting_for_stack;
+use super::pool::JobState;
+use super::reduce::{apply_reduce_limit, ReduceCall};
+use super::thrown::Thrown;
+use super::{DocMapOutput, FunctionKind, JsConfig, MapGroup, ValidateCall};
+use crate::{Error, Result};
+
+/// The runtime every worker loads (`js/runtime.js`).
+const RUNTIME_JS: &str = include_str!("../../js/runtime.js");
+
+/// What `emit` and `log` write to while a call runs.
+#[derive(Default)]
+struct Sink {
+    rows: Vec<(Value, Value)>,
+    limits: OutputLimits,
+    /// Design document (or group) and document being processed, for logs.
+    scope: String,
+    doc_id: Option<String>,
+}
+
+/// Shares the sink with the native functions. It holds no GC pointers, so
+/// it needs no tracing.
+#[derive(Trace, Finalize, Clone)]
+struct SinkHandle {
+    #[unsafe_ignore_trace]
+    sink: Rc<RefCell<Sink>>,
+}
+
+/// A map group compiled in this worker.
+struct CompiledGroup {
+    maps: Vec<JsFunction>,
+    require: JsValue,
+}
+
+/// A design-document function compiled in this worker, with its `this`.
+#[derive(Clone)]
+struct DdocFunction {
+    function: JsFunction,
+    ddoc: JsValue,
+    require: JsValue,
+}
+
+/// A small insertion-ordered cache; the oldest entry goes first.
+struct Cache<K, V> {
+    map: HashMap<K, V>,
+    order: VecDeque<K>,
+    capacity: usize,
+}
+
+impl<K: Hash + Eq + Clone, V> Cache<K, V> {
+    fn new(capacity: usize) -> Self {
+        Cache {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<&V> {
+        self.map.get(key)
+    }
+
+    fn insert(&mut self, key: K, value: V) {
+        if self.map.len() >= self.capacity {
+            if let Some(oldest) = self.order.pop_front() {
+                self.map.remove(&oldest);
+            }
+        }
+        self.order.push_back(key.clone());
+        self.map.insert(key, value);
+    }
+}
+
+/// One worker's JavaScript engine.
+pub struct Worker {
+    ctx: Context,
+    config: Arc<JsConfig>,
+    max_nesting: usize,
+    sink: Rc<RefCell<Sink>>,
+    make_require: JsFunction,
+    groups: Cache<String, Rc<CompiledGroup>>,
+    reduces: Cache<String, JsFunction>,
+    ddoc_functions: Cache<(String, String, u64), DdocFunction>,
+    /// The job being run, for progress reports to the pool's watchdog.
+    pub(super) job: Option<Arc<JobState>>,
+}
+
+impl Worker {
+    /// A fresh context with the limits of `config` and the runtime loaded.
+    pub fn new(config: Arc<JsConfig>) -> Result<Worker> {
+        let mut ctx = Context::default();
+        let limits = ctx.runtime_limits_mut();
+        limits.set_loop_iteration_limit(config.loop_iteration_limit);
+        limits.set_recursion_limit(config.recursion_limit);
+        let sink = Rc::new(RefCell::new(Sink {
+            limits: OutputLimits {
+                max_bytes: config.max_value_bytes,
+                ..OutputLimits::default()
+            },
+            ..Sink::default()
+        }));
+        let handle = SinkHandle { sink: sink.clone() };
+        let setup = |ctx: &mut Context| -> JsResult<JsFunction> {
+            ctx.register_global_callable(
+                js_string!("emit"),
+                2,
+                NativeFunction::from_copy_closure_with_captures(native_emit, handle.clone()),
+            )?;
+            ctx.register_global_callable(
+                js_string!("__settee_log"),
+                1,
+                NativeFunction::from_copy_closure_with_captures(native_log, handle.clone()),
+            )?;
+            ctx.register_global_property(
+                js_string!("require"),
+                JsValue::undefined(),
+                Attribute::all(),
+            )?;
+            ctx.eval(Source::from_bytes(RUNTIME_JS))?;
+            let make_require = ctx.eval(Source::from_bytes("__settee.makeRequire"))?;
+            make_require.as_function().ok_or_else(|| {
+                JsNativeError::typ()
+                    .with_message("makeRequire missing")
+                    .into()
+            })
+        };
+        let make_require = setup(&mut ctx).map_err(|e| Error::JavaScript {
+            name: "os_process_error".into(),
+            reason: format!("cannot start the JavaScript runtime: {e}"),
+        })?;
+        Ok(Worker {
+            ctx,
+            max_nesting: max_nesting_for_stack(config.stack_size, config.max_source_nesting),
+            groups: Cache::new(config.cache_size),
+            reduces: Cache::new(config.cache_size * 4),
+            ddoc_functions: Cache::new(config.cache_size * 4),
+            config,
+            sink,
+            make_require,
+            job: None,
+        })
+    }
+
+    /// Reports progress to the watchdog (one document or call done).
+    fn tick(&self) {
+        if let Some(job) = &self.job {
+            job.touch();
+        }
+    }
+
+    /// Compiles `source` as `kind` and discards it (design-document checks).
+    pub fn compile_check(&mut self, kind: FunctionKind, source: &str) -> Result<()> {
+        let _ = kind;
+        self.set_global("require", JsValue::undefined())?;
+        compile_function(&mut self.ctx, source, self.max_nesting).map(|_| ())
+    }
+
+    /// Runs every map function of `group` over `docs`.
+    pub fn map(&mut self, group: &MapGroup, docs: Vec<Value>) -> Result<Vec<DocMapOutput>> {
+        let compiled = self.map_group(group)?;
+        self.set_global("require", compiled.require.clone())?;
+        self.sink.borrow_mut().scope = group.id.clone();
+        let mut out = Vec::with_capacity(docs.len());
+        for doc in docs {
+            self.tick();
+            let doc_id = doc.get("_id").and_then(Value::as_str).map(str::to_owned);
+            let js_doc = to_js(&doc, true, &mut self.ctx).map_err(|e| self.engine_error(e))?;
+            drop(doc);
+            self.sink.borrow_mut().doc_id = doc_id;
+            let mut per_doc = Vec::with_capacity(compiled.maps.len());
+            for map in &compiled.maps {
+                self.sink.borrow_mut().rows.clear();
+                match map.call(
+                    &JsValue::undefined(),
+                    std::slice::from_ref(&js_doc),
+                    &mut self.ctx,
+                ) {
+                    Ok(_) => per_doc.push(Ok(std::mem::take(&mut self.sink.borrow_mut().rows))),
+                    Err(err) => {
+                        let thrown = Thrown::from_js(err, &mut self.ctx);
+                        self.abort_if_needed(&thrown)?;
+                        let message = thrown.describe();
+                        let sink = self.sink.borrow();
+                        tracing::info!(
+                            target: "settee::js",
+                            group = %sink.scope,
+                            doc_id = sink.doc_id.as_deref().unwrap_or(""),
+                            "function raised exception {message} with doc._id {}",
+                            sink.doc_id.as_deref().unwrap_or("undefined")
+                        );
+                        per_doc.push(Err(message));
+                    }
+                }
+            }
+            out.push(per_doc);
+        }
+        self.sink.borrow_mut().rows.clear();
+        Ok(out)
+    }
+
+    /// Runs reduce (or rereduce) functions; see [`ReduceCall`].
+    pub fn reduce(&mut self, call: ReduceCall) -> Result<Vec<Value>> {
+        self.set_global("require", JsValue::undefined())?;
+        self.sink.borrow_mut().scope = "reduce".into();
+        self.sink.borrow_mut().doc_id = None;
+        let mut functions = Vec::with_capacity(call.sources.len());
+        for source in call.sources.iter() {
+            functions.push(self.reduce_function(source)?);
+        }
+        let (keys, values) = self
+            .reduce_arguments(&call)
+            .map_err(|e| self.engine_error(e))?;
+        let rereduce = JsValue::new(call.keys.is_none());
+        let limits = self.sink.borrow().limits;
+        let mut reductions = Vec::with_capacity(functions.len());
+        for function in &functions {
+            self.tick();
+            let args = [keys.clone(), values.clone(), rereduce.clone()];
+            let result = function
+                .call(&JsValue::undefined(), &args, &mut self.ctx)
+                .and_then(|v| to_json_or_null(&v, limits, &mut self.ctx));
+            match result {
+                Ok(v) => reductions.push(v),
+                Err(err) => {
+                    let thrown = Thrown::from_js(err, &mut self.ctx);
+                    self.abort_if_needed(&thrown)?;
+                    tracing::info!(
+                        target: "settee::js",
+                        "reduce function raised exception {}",
+                        thrown.describe()
+                    );
+                    reductions.push(Value::Null);
+                }
+            }
+        }
+        Ok(apply_reduce_limit(&self.config, &call, reductions))
+    }
+
+    fn reduce_arguments(&mut self, call: &ReduceCall) -> JsResult<(JsValue, JsValue)> {
+        let mut values = Vec::with_capacity(call.values.len());
+        for v in &call.values {
+            values.push(to_js(v, false, &mut self.ctx)?);
+        }
+        let values = JsArray::from_iter(values, &mut self.ctx).into();
+        let keys = match &call.keys {
+            None => JsValue::null(),
+            Some(keys) => {
+                let mut pairs = Vec::with_capacity(keys.len());
+                for (key, id) in keys {
+                    let key = to_js(key, false, &mut self.ctx)?;
+                    let id = JsValue::from(js_string!(id.as_str()));
+                    pairs.push(JsArray::from_iter([key, id], &mut self.ctx).into());
+                }
+                JsArray::from_iter(pairs, &mut self.ctx).into()
+            }
+        };
+        Ok((keys, values))
+    }
+
+    /// Runs one `validate_doc_update`, with CouchDB's outcomes.
+    pub fn validate(&mut self, call: &ValidateCall) -> Result<()> {
+        let Some(source) = call.ddoc.get("validate_doc_update").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        let f = self.ddoc_function(&call.ddoc_id, &call.ddoc, "validate_doc_update", source)?;
+        self.set_global("require", f.require.clone())?;
+        self.sink.borrow_mut().scope = call.ddoc_id.clone();
+        self.sink.borrow_mut().doc_id = call
+            .new_doc
+            .get("_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let args = [
+            Some(&call.new_doc),
+            call.old_doc.as_ref(),
+            Some(&call.user_ctx),
+            Some(&call.sec_obj),
+        ];
+        let mut js_args = Vec::with_capacity(4);
+        for arg in args {
+            let v = match arg {
+                Some(v) => to_js(v, false, &mut self.ctx).map_err(|e| self.engine_error(e))?,
+                None => JsValue::null(),
+            };
+            js_args.push(v);
+        }
+        self.tick();
+        match f.function.call(&f.ddoc, &js_args, &mut self.ctx) {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                let thrown = Thrown::from_js(err, &mut self.ctx);
+                self.abort_if_needed(&thrown)?;
+                Err(validation_error(thrown))
+            }
+        }
+    }
+
+    /// Runs filter `name` of a design document over `docs`.
+    pub fn filter(
+        &mut self,
+        ddoc_id: &str,
+        ddoc: &Value,
+        name: &str,
+        docs: Vec<Value>,
+        req: &Value,
+    ) -> Result<Vec<bool>> {
+        let source = ddoc
+            .get("filters")
+            .and_then(|f| f.get(name))
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::not_found(format!("missing json key: {name}")))?;
+        let f = self.ddoc_function(ddoc_id, ddoc, name, source)?;
+        self.set_global("require", f.require.clone())?;
+        self.sink.borrow_mut().scope = ddoc_id.to_owned();
+        let js_req = to_js(req, false, &mut self.ctx).map_err(|e| self.engine_error(e))?;
+        let mut out = Vec::with_capacity(docs.len());
+        for doc in docs {
+            self.tick();
+            self.sink.borrow_mut().doc_id =
+                doc.get("_id").and_then(Value::as_str).map(str::to_owned);
+            let js_doc = to_js(&doc, false, &mut self.ctx).map_err(|e| self.engine_error(e))?;
+            match f
+                .function
+                .call(&f.ddoc, &[js_doc, js_req.clone()], &mut self.ctx)
+            {
+                Ok(v) => out.push(v.to_boolean()),
+                Err(err) => {
+                    let thrown = Thrown::from_js(err, &mut self.ctx);
+                    self.abort_if_needed(&thrown)?;
+                    return Err(thrown.into_error());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Returns the error that ends the whole call for `thrown`, if any, and
+    /// rebuilds the context after a fatal one.
+    fn abort_if_needed(&mut self, thrown: &Thrown) -> Result<()> {
+        let Some(error) = thrown.abort_error() else {
+            return Ok(());
+        };
+        if thrown.is_fatal() {
+            self.reset()?;
+        }
+        Err(error)
+    }
+
+    /// Replaces the context and forgets every compiled function (CouchDB
+    /// restarts the couchjs process).
+    fn reset(&mut self) -> Result<()> {
+        let job = self.job.take();
+        *self = Worker::new(self.config.clone())?;
+        self.job = job;
+        Ok(())
+    }
+
+    fn map_group(&mut self, group: &MapGroup) -> Result<Rc<CompiledGroup>> {
+        if let Some(compiled) = self.groups.get(&group.id) {
+            return Ok(compiled.clone());
+        }
+        if let Some(lib) = &group.lib {
+            self.check_lib_nesting(lib)?;
+        }
+        let root =
+            serde_json::json!({ "views": { "lib": group.lib.clone().unwrap_or(Value::Null) } });
+        let require = self.make_require(&root)?;
+        self.set_global("require", require.clone())?;
+        let mut maps = Vec::with_capacity(group.maps.len());
+        for source in &group.maps {
+            self.tick();
+            maps.push(compile_function(&mut self.ctx, source, self.max_nesting)?);
+        }
+        let compiled = Rc::new(CompiledGroup { maps, require });
+        self.groups.insert(group.id.clone(), compiled.clone());
+        Ok(compiled)
+    }
+
+    fn reduce_function(&mut self, source: &str) -> Result<JsFunction> {
+        if let Some(f) = self.reduces.get(&source.to_owned()) {
+            return Ok(f.clone());
+        }
+        let f = compile_function(&mut self.ctx, source, self.max_nesting)?;
+        self.reduces.insert(source.to_owned(), f.clone());
+        Ok(f)
+    }
+
+    /// A validate or filter function of a design document. Cached by
+    /// (ddoc id, function name, hash of the whole design document), so an
+    /// edited design document (or library) is compiled again.
+    fn ddoc_function(
+        &mut self,
+        ddoc_id: &str,
+        ddoc: &Value,
+        name: &str,
+        source: &str,
+    ) -> Result<DdocFunction> {
+        let mut hasher = DefaultHasher::new();
+        ddoc.to_string().hash(&mut hasher);
+        let key = (ddoc_id.to_owned(), name.to_owned(), hasher.finish());
+        if let Some(f) = self.ddoc_functions.get(&key) {
+            return Ok(f.clone());
+        }
+        self.check_lib_nesting(ddoc)?;
+        let require = self.make_require(ddoc)?;
+        self.set_global("require", require.clone())?;
+        let function = compile_function(&mut self.ctx, source, self.max_nesting)?;
+        // Frozen, so a function cannot leave state in the cached `this`.
+        let js_ddoc = to_js(ddoc, true, &mut self.ctx).map_err(|e| self.engine_error(e))?;
+        let f = DdocFunction {
+            function,
+            ddoc: js_ddoc,
+            require,
+        };
+        self.ddoc_functions.insert(key, f.clone());
+        Ok(f)
+    }
+
+    /// Every string a `require` could evaluate must pass the nesting scan.
+    fn check_lib_nesting(&self, value: &Value) -> Result<()> {
+        match value {
+            Value::String(s) => {
+                let depth = super::limits::nesting_depth(s);
+                if depth > self.max_nesting {
+                    return Err(Error::Compilation(format!(
+                        "(new InternalError(\"source nested {depth} levels deep; the limit is {}\")) ({s})",
+                        self.max_nesting
+                    )));
+                }
+                Ok(())
+            }
+            Value::Array(items) => items.iter().try_for_each(|v| self.check_lib_nesting(v)),
+            Value::Object(members) => members.values().try_for_each(|v| self.check_lib_nesting(v)),
+            _ => Ok(()),
+        }
+    }
+
+    fn make_require(&mut self, root: &Value) -> Result<JsValue> {
+        let root = to_js(root, true, &mut self.ctx).map_err(|e| self.engine_error(e))?;
+        self.make_require
+            .call(&JsValue::undefined(), &[root], &mut self.ctx)
+            .map_err(|e| Thrown::from_js(e, &mut self.ctx).into_error())
+    }
+
+    fn set_global(&mut self, name: &str, value: JsValue) -> Result<()> {
+        self.ctx
+            .global_object()
+            .set(js_string!(name), value, false, &mut self.ctx)
+            .map(|_| ())
+            .map_err(|e| Thrown::from_js(e, &mut self.ctx).into_error())
+    }
+
+    fn engine_error(&mut self, err: boa_engine::JsError) -> Error {
+        Thrown::from_js(err, &mut self.ctx).into_error()
+    }
+}
+
+/// `emit(key, value)`: converts both at once with `JSON.stringify` rules
+/// (a missing value is null).
+fn native_emit(
+    _this: &JsValue,
+    args: &[JsValue],
+    handle: &SinkHandle,
+    ctx: &mut Context,
+) -> JsResult<JsValue> {
+    let limits = handle.sink.borrow().limits;
+    let undefined = JsValue::undefined();
+    let key = to_json_or_null(args.first().unwrap_or(&undefined), limits, ctx)?;
+    let value = to_json_or_null(args.get(1).unwrap_or(&undefined), limits, ctx)?;
+    handle.sink.borrow_mut().rows.push((key, value));
+    Ok(JsValue::undefined())
+}
+
+/// `__settee_log(message)`: the runtime's `log` has already made it a string.
+fn native_log(
+    _this: &JsValue,
+    args: &[JsValue],
+    handle: &SinkHandle,
+    ctx: &mut Context,
+) -> JsResult<JsValue> {
+    let message = match args.first() {
+        Some(v) => v.to_string(ctx)?.to_std_string_escaped(),
+        None => String::new(),
+    };
+    let sink = handle.sink.borrow();
+    tracing::info!(
+        target: "settee::js",
+        scope = %sink.scope,
+        doc_id = sink.doc_id.as_deref().unwrap_or(""),
+        "{message}"
+    );
+    Ok(JsValue::undefined())
+}
+
+/// CouchDB's `validate_doc_update` outcomes: `{forbidden: msg}` → 403,
+/// `{unauthorized: msg}` → 401, any other one-member object or a string →
+/// 500 `unknown_error`, and real `Error`s are rethrown as query-server errors.
+fn validation_error(thrown: Thrown) -> Error {
+    fn text(v: &Value) -> String {
+        match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+    if let Some(e) = thrown.as_query_server_error() {
+        return e;
+    }
+    match thrown {
+        Thrown::Value(Some(Value::Object(members))) if members.len() == 1 => {
+            let (name, message) = members.iter().next().expect("one member");
+            match name.as_str() {
+                "forbidden" => Error::Forbidden(text(message)),
+                "unauthorized" => Error::Unauthorized(text(message)),
+                _ => Error::couch(500, "unknown_error", text(message)),
+            }
+        }
+        Thrown::Value(Some(Value::String(s))) => Error::couch(500, "unknown_error", s),
+        other => other.into_error(),
+    }
+}
