@@ -19,7 +19,9 @@
 pub mod bench_data;
 pub mod collate;
 mod error;
+pub mod http;
 pub mod js;
+pub mod server;
 pub mod store;
 pub mod validation;
 pub mod view;

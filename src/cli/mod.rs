@@ -4,8 +4,10 @@
 mod demo;
 mod docs;
 mod import;
+mod serve;
 
 use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -69,6 +71,25 @@ enum Command {
         /// Database directory.
         db: PathBuf,
     },
+    /// Serve CouchDB's HTTP API for the databases under a data directory.
+    Serve {
+        /// The data directory (created if missing).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: IpAddr,
+        /// Port to listen on.
+        #[arg(long, default_value_t = 5984)]
+        port: u16,
+        /// A server admin as NAME:PASSWORD (repeatable; also `$SETTEE_ADMIN`).
+        /// Passwords are stored hashed (PBKDF2) in the data directory.
+        #[arg(long)]
+        admin: Vec<String>,
+        /// Without any admin, treat every request as a server admin's.
+        #[arg(long)]
+        admin_party: bool,
+    },
     /// Generate an orders dataset, import it and show the result.
     Demo {
         /// Directory for the database (default: a fresh temporary directory, removed afterwards).
@@ -96,6 +117,13 @@ pub fn run() -> i32 {
         Command::Info { db } => docs::info(&db),
         Command::Compact { db } => docs::compact(&db),
         Command::Demo { dir, docs } => demo::run(dir, docs),
+        Command::Serve {
+            dir,
+            bind,
+            port,
+            admin,
+            admin_party,
+        } => serve::run(dir, SocketAddr::new(bind, port), admin, admin_party),
     };
     match result {
         Ok(code) => code,

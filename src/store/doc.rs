@@ -200,7 +200,11 @@ pub(crate) fn doc_value(id: &str, rev: &Rev, body: &[u8], deleted: bool) -> Resu
 
 /// Parses stored JSON; failure means damaged data.
 pub(crate) fn parse_stored(bytes: &[u8]) -> Result<Value> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("stored document: {e}")))
+    // Documents are accepted at any nesting depth, so they are read back without a limit.
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    de.disable_recursion_limit();
+    serde::Deserialize::deserialize(&mut de)
+        .map_err(|e| Error::Corrupt(format!("stored document: {e}")))
 }
 
 #[cfg(test)]

@@ -258,7 +258,11 @@ pub(crate) fn write_batch(
             }
         }
         let verdicts = validate(txn, t, docs, &plans, ctx)?;
-        for (plan, verdict) in plans.into_iter().zip(verdicts) {
+        let mut ordered: Vec<(Plan, Result<()>)> = plans.into_iter().zip(verdicts).collect();
+        // CouchDB's updater applies a batch in document id order, so seqs
+        // within one request follow the ids, not the request order.
+        ordered.sort_by(|(a, _), (b, _)| docs[a.idx].doc.id.cmp(&docs[b.idx].doc.id));
+        for (plan, verdict) in ordered {
             let p = &docs[plan.idx];
             if let Err(error) = verdict {
                 results[plan.idx] = Some(refused(p, error, ctx.new_edits));

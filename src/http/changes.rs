@@ -1,0 +1,402 @@
+//! `_changes`: the normal feed, and longpoll and continuous feeds that wait
+//! for new commits through [`Database::subscribe`](crate::Database::subscribe).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::db::DbCtx;
+use super::reply::{json_text, to_value, Reply};
+use super::request::{parse_json, Request};
+use super::seq::{format_seq, parse_since, rewrite_seqs};
+use super::{blocking, method_not_allowed, selector};
+use crate::js::MapGroup;
+use crate::server::Settee;
+use crate::store::DESIGN_PREFIX;
+use crate::{ChangesFilter, ChangesQuery, ChangesStyle, Database, Error, Result, Since};
+
+/// Default `timeout` of waiting feeds, in milliseconds (CouchDB's default).
+const DEFAULT_TIMEOUT_MS: u64 = 60_000;
+
+/// Which kind of feed a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    Normal,
+    Longpoll,
+    Continuous,
+}
+
+fn feed_of(req: &Request) -> Result<Feed> {
+    match req.param("feed") {
+        None | Some("normal") => Ok(Feed::Normal),
+        Some("longpoll") => Ok(Feed::Longpoll),
+        Some("continuous" | "live" | "eventsource") => Ok(Feed::Continuous),
+        Some(_) => Err(Error::bad_request(
+            "Supported `feed` types: normal, continuous, live, longpoll, eventsource",
+        )),
+    }
+}
+
+/// Whether the request is a waiting `_changes` feed (served asynchronously).
+pub(super) fn is_streaming(req: &Request) -> bool {
+    req.segments.len() == 2
+        && req.segments[1] == "_changes"
+        && matches!(feed_of(req), Ok(Feed::Longpoll | Feed::Continuous))
+}
+
+/// Parses the feed options shared by every feed kind.
+fn parse_query(settee: &Settee, db: &Database, req: &Request) -> Result<ChangesQuery> {
+    if req.method != Method::GET && req.method != Method::POST {
+        return Err(method_not_allowed("GET,POST,HEAD"));
+    }
+    feed_of(req)?;
+    let body = if req.method == Method::POST && !req.body.is_empty() {
+        parse_json(&req.body)?
+    } else {
+        json!({})
+    };
+    let mut q = ChangesQuery::new();
+    if let Some(since) = req
+        .param("since")
+        .map(|s| json!(s))
+        .or_else(|| body.get("since").cloned())
+    {
+        q = q.since(parse_since(&since)?);
+    }
+    if let Some(limit) = req.param("limit") {
+        let n: i64 = limit
+            .parse()
+            .map_err(|_| Error::query_parse(format!("Invalid value for integer: \"{limit}\"")))?;
+        if n >= 0 {
+            q = q.limit(n as usize);
+        }
+    }
+    q = q
+        .descending(req.flag("descending"))
+        .include_docs(req.flag("include_docs"))
+        .conflicts(req.flag("conflicts"));
+    if req.param("style") == Some("all_docs") {
+        q = q.style(ChangesStyle::AllDocs);
+    }
+    if let Some(filter) = req.param("filter") {
+        q = q.filter(parse_filter(settee, db, req, &body, filter)?);
+    }
+    Ok(q)
+}
+
+fn parse_filter(
+    settee: &Settee,
+    db: &Database,
+    req: &Request,
+    body: &Value,
+    filter: &str,
+) -> Result<ChangesFilter> {
+    match filter {
+        "_doc_ids" => {
+            let ids = match req.param("doc_ids") {
+                Some(text) => parse_json(text.as_bytes())?,
+                None => body.get("doc_ids").cloned().unwrap_or(Value::Null),
+            };
+            let not_list =
+                || Error::bad_request("`doc_ids` filter parameter is not a list of doc ids.");
+            let Value::Array(ids) = ids else {
+                return Err(not_list());
+            };
+            let ids = ids
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    _ => Err(not_list()),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(ChangesFilter::DocIds(ids))
+        }
+        "_design" => Ok(ChangesFilter::Design),
+        "_selector" => {
+            let sel = body.get("selector").cloned().unwrap_or(Value::Null);
+            let matcher = selector::Selector::parse(&sel)?;
+            Ok(ChangesFilter::Predicate(Arc::new(move |doc: &Value| {
+                matcher.matches(doc)
+            })))
+        }
+        "_view" => {
+            let view = req
+                .param("view")
+                .ok_or_else(|| Error::bad_request("`view` filter parameter is not provided."))?;
+            let (ddoc_name, name) = split_ddoc_name(view, "view")?;
+            let (ddoc, member) = design_member(db, ddoc_name, "views", name)?;
+            let source = member
+                .get("map")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let group = Arc::new(MapGroup {
+                id: format!(
+                    "_changes view {}/{name} {}",
+                    ddoc_name,
+                    ddoc.get("_rev").unwrap_or(&Value::Null)
+                ),
+                lib: ddoc.get("views").and_then(|v| v.get("lib")).cloned(),
+                maps: vec![source.to_owned()],
+            });
+            let pool = settee.js().clone();
+            Ok(ChangesFilter::Predicate(Arc::new(move |doc: &Value| {
+                // A document passes when the view's map emits at least one row for it.
+                pool.map(&group, vec![doc.clone()]).is_ok_and(|out| {
+                    out.first()
+                        .and_then(|d| d.first())
+                        .is_some_and(|rows| rows.as_ref().is_ok_and(|r| !r.is_empty()))
+                })
+            })))
+        }
+        other => {
+            let (ddoc_name, name) = split_ddoc_name(other, "filter")?;
+            let (ddoc, _) = design_member(db, ddoc_name, "filters", name)?;
+            let ddoc_id = format!("{DESIGN_PREFIX}{ddoc_name}");
+            let ddoc = Arc::new(ddoc);
+            let js_req = filter_request(db, req, body);
+            let pool = settee.js().clone();
+            let name = name.to_owned();
+            Ok(ChangesFilter::Predicate(Arc::new(move |doc: &Value| {
+                pool.filter(
+                    &ddoc_id,
+                    ddoc.clone(),
+                    &name,
+                    vec![doc.clone()],
+                    js_req.clone(),
+                )
+                .is_ok_and(|passed| passed.first() == Some(&true))
+            })))
+        }
+    }
+}
+
+/// The `req` object a JavaScript filter function sees.
+fn filter_request(db: &Database, req: &Request, body: &Value) -> Value {
+    let query: serde_json::Map<String, Value> = req
+        .query
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    json!({
+        "info": {"db_name": db.name()},
+        "method": req.method.as_str(),
+        "path": req.segments,
+        "query": query,
+        "body": if body.as_object().is_some_and(|m| m.is_empty()) { json!("undefined") } else { body.clone() },
+        "userCtx": {"db": db.name(), "name": req.user.name, "roles": req.user.roles},
+    })
+}
+
+fn split_ddoc_name<'a>(text: &'a str, what: &str) -> Result<(&'a str, &'a str)> {
+    text.split_once('/')
+        .filter(|(d, n)| !d.is_empty() && !n.is_empty())
+        .ok_or_else(|| {
+            Error::bad_request(format!(
+                "`{what}` must be of the form `designname/{what}name`"
+            ))
+        })
+}
+
+/// `ddoc.section.name` of `_design/{ddoc}`: 404 `missing` for the design
+/// document, 404 `missing json key: name` for the member.
+fn design_member(db: &Database, ddoc: &str, section: &str, name: &str) -> Result<(Value, Value)> {
+    let doc = db.get(
+        &format!("{DESIGN_PREFIX}{ddoc}"),
+        &crate::ReadOptions::default(),
+    )?;
+    let member = doc
+        .get(section)
+        .and_then(|s| s.get(name))
+        .cloned()
+        .ok_or_else(|| Error::not_found(format!("missing json key: {name}")))?;
+    Ok((doc, member))
+}
+
+/// The normal feed: `GET/POST /{db}/_changes`.
+pub(super) fn normal(settee: &Settee, ctx: &DbCtx, req: &Request) -> Result<Reply> {
+    let q = parse_query(settee, &ctx.db, req)?;
+    let mut res = to_value(&ctx.db.changes(&q)?)?;
+    rewrite_seqs(&mut res);
+    Ok(Reply::json(200, res))
+}
+
+/// Milliseconds of a `timeout`/`heartbeat` parameter.
+fn millis(req: &Request, name: &str) -> Option<u64> {
+    match req.param(name)? {
+        "true" => Some(DEFAULT_TIMEOUT_MS),
+        v => v.parse().ok(),
+    }
+}
+
+/// Longpoll and continuous feeds.
+pub(super) async fn stream(settee: Arc<Settee>, req: Request) -> Result<Response> {
+    let feed = feed_of(&req)?;
+    let heartbeat = millis(&req, "heartbeat").map(|ms| Duration::from_millis(ms.max(1)));
+    let timeout = Duration::from_millis(millis(&req, "timeout").unwrap_or(DEFAULT_TIMEOUT_MS));
+    let (db, q) = blocking(move || {
+        let name = req.segments[0].as_str();
+        let db = settee.db(name)?;
+        settee.check_member(name, &db, &req.user)?;
+        let q = parse_query(&settee, &db, &req)?;
+        Ok((db, q))
+    })
+    .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let worker = Feeder {
+        db,
+        q,
+        tx,
+        heartbeat,
+        timeout,
+    };
+    tokio::task::spawn_blocking(move || match feed {
+        Feed::Continuous => worker.continuous(),
+        _ => worker.longpoll(),
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    });
+    let mut res = Body::from_stream(stream).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(res)
+}
+
+/// Runs a waiting feed on a blocking thread, sending chunks to the response.
+struct Feeder {
+    db: Database,
+    q: ChangesQuery,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    heartbeat: Option<Duration>,
+    timeout: Duration,
+}
+
+/// How waiting for the next commit ended.
+enum Wait {
+    Changed,
+    TimedOut,
+    Closed,
+}
+
+impl Feeder {
+    fn send(&self, bytes: Vec<u8>) -> bool {
+        self.tx.blocking_send(Bytes::from(bytes)).is_ok()
+    }
+
+    /// Waits for a commit, sending heartbeats, until `deadline`.
+    fn wait(
+        &self,
+        sub: &crossbeam_channel::Receiver<crate::ChangeEvent>,
+        deadline: Instant,
+    ) -> Wait {
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Wait::TimedOut;
+            }
+            let step = self
+                .heartbeat
+                .map_or(deadline - now, |h| h.min(deadline - now));
+            match sub.recv_timeout(step) {
+                Ok(_) => {
+                    while sub.try_recv().is_ok() {}
+                    return Wait::Changed;
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if self.heartbeat.is_some()
+                        && Instant::now() < deadline
+                        && !self.send(b"\n".to_vec())
+                    {
+                        return Wait::Closed;
+                    }
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Wait::Closed,
+            }
+        }
+    }
+
+    fn read(&self, since: Since) -> Result<crate::ChangesResponse> {
+        let mut q = self.q.clone();
+        q.since = since;
+        self.db.changes(&q)
+    }
+
+    fn error_line(&self, e: &Error) {
+        self.send(json_text(&e.to_json()));
+    }
+
+    fn longpoll(self) {
+        let sub = self.db.subscribe();
+        let deadline = Instant::now() + self.timeout;
+        let mut since = self.q.since;
+        loop {
+            let res = match self.read(since) {
+                Ok(res) => res,
+                Err(e) => return self.error_line(&e),
+            };
+            if !res.results.is_empty() || self.q.descending {
+                return self.finish(&res);
+            }
+            since = Since::Seq(res.last_seq);
+            match self.wait(&sub, deadline) {
+                Wait::Changed => continue,
+                Wait::TimedOut => return self.finish(&res),
+                Wait::Closed => return,
+            }
+        }
+    }
+
+    fn finish(&self, res: &crate::ChangesResponse) {
+        match to_value(res) {
+            Ok(mut v) => {
+                rewrite_seqs(&mut v);
+                self.send(json_text(&v));
+            }
+            Err(e) => self.error_line(&e),
+        }
+    }
+
+    fn continuous(self) {
+        let sub = self.db.subscribe();
+        let deadline = Instant::now() + self.timeout;
+        let mut since = self.q.since;
+        let mut left = self.q.limit;
+        let last_seq = loop {
+            let mut q = self.q.clone();
+            q.since = since;
+            q.limit = left;
+            let res = match self.db.changes(&q) {
+                Ok(res) => res,
+                Err(e) => return self.error_line(&e),
+            };
+            for row in &res.results {
+                let Ok(mut v) = to_value(row) else { continue };
+                rewrite_seqs(&mut v);
+                if !self.send(json_text(&v)) {
+                    return;
+                }
+            }
+            if let Some(n) = left.as_mut() {
+                *n = n.saturating_sub(res.results.len());
+                if *n == 0 {
+                    break res.last_seq;
+                }
+            }
+            since = Since::Seq(res.last_seq);
+            match self.wait(&sub, deadline) {
+                Wait::Changed => continue,
+                Wait::TimedOut => break res.last_seq,
+                Wait::Closed => return,
+            }
+        };
+        self.send(json_text(
+            &json!({"last_seq": format_seq(last_seq), "pending": 0}),
+        ));
+    }
+}

@@ -1,0 +1,254 @@
+//! The server library: many databases under one data directory, their
+//! security objects, and who may do what. No HTTP types live here; the
+//! `http` layer parses requests, calls this module and serialises results.
+//!
+//! ```
+//! use settee::server::Settee;
+//! let dir = tempfile::tempdir().unwrap();
+//! let settee = Settee::open(dir.path()).unwrap();
+//! settee.create_db("shop").unwrap();
+//! assert_eq!(settee.create_db("shop").unwrap_err().status(), 412);
+//! assert_eq!(settee.create_db("Shop").unwrap_err().name(), "illegal_database_name");
+//! assert!(settee.all_dbs().unwrap().contains(&"shop".to_string()));
+//! ```
+
+mod auth;
+mod names;
+mod security;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub use auth::{hash_password, verify_password, Admins, PasswordHash, Sessions};
+pub use names::{validate_db_name, USERS_DB};
+pub use security::{Access, Security};
+
+use crate::js::{JsConfig, JsPool};
+use crate::view::ViewEngine;
+use crate::{Database, Error, Result, UserCtx};
+
+/// The databases of one data directory, opened lazily and shared.
+pub struct Settee {
+    root: PathBuf,
+    dbs: Mutex<HashMap<String, Database>>,
+    admins: Admins,
+    sessions: Sessions,
+    users: auth::UserCache,
+    js: JsPool,
+}
+
+impl std::fmt::Debug for Settee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settee").field("root", &self.root).finish()
+    }
+}
+
+impl Settee {
+    /// Opens (creating if needed) the data directory `dir`, its persisted
+    /// admins and session secret, and the `_users` database.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Settee> {
+        Self::open_with(dir, JsPool::new(JsConfig::default())?)
+    }
+
+    /// Opens the data directory with a given JavaScript pool.
+    pub fn open_with(dir: impl AsRef<Path>, js: JsPool) -> Result<Settee> {
+        let root = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(root.join("dbs"))?;
+        let admins = Admins::load(&root.join("admins.json"))?;
+        let sessions = Sessions::load(&root.join("session_secret"))?;
+        let settee = Settee {
+            root,
+            dbs: Mutex::new(HashMap::new()),
+            admins,
+            sessions,
+            users: auth::UserCache::default(),
+            js,
+        };
+        if let Err(e) = settee.create_db(USERS_DB) {
+            if !matches!(e, Error::DatabaseExists) {
+                return Err(e);
+            }
+        }
+        Ok(settee)
+    }
+
+    /// The server admins.
+    pub fn admins(&self) -> &Admins {
+        &self.admins
+    }
+
+    /// The JavaScript pool shared by every database.
+    pub fn js(&self) -> &JsPool {
+        &self.js
+    }
+
+    /// The view engine of `db` (cheap: engines share their open indexes).
+    pub fn views(&self, db: &Database) -> ViewEngine {
+        ViewEngine::new(db.clone(), self.js.clone())
+    }
+
+    /// The cookie session issuer.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    fn db_dir(&self, name: &str) -> PathBuf {
+        self.root.join("dbs").join(names::encode_dir_name(name))
+    }
+
+    /// Creates a database; `illegal_database_name` (400) or `file_exists` (412).
+    pub fn create_db(&self, name: &str) -> Result<Database> {
+        validate_db_name(name)?;
+        let mut dbs = self.dbs.lock().unwrap_or_else(|p| p.into_inner());
+        let db = Database::create(self.db_dir(name))?;
+        Security::init(&db)?;
+        dbs.insert(name.to_owned(), db.clone());
+        Ok(db)
+    }
+
+    /// Opens an existing database; 404 "Database does not exist." if there is none.
+    pub fn db(&self, name: &str) -> Result<Database> {
+        let mut dbs = self.dbs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(db) = dbs.get(name) {
+            return Ok(db.clone());
+        }
+        if validate_db_name(name).is_err() {
+            return Err(Error::not_found("Database does not exist."));
+        }
+        let db = Database::open(self.db_dir(name))?;
+        dbs.insert(name.to_owned(), db.clone());
+        Ok(db)
+    }
+
+    /// Deletes a database and its files; 404 if there is none.
+    pub fn delete_db(&self, name: &str) -> Result<()> {
+        let mut dbs = self.dbs.lock().unwrap_or_else(|p| p.into_inner());
+        let dir = self.db_dir(name);
+        if validate_db_name(name).is_err() || !dir.exists() {
+            return Err(Error::not_found("Database does not exist."));
+        }
+        dbs.remove(name);
+        std::fs::remove_dir_all(&dir)?;
+        if name == USERS_DB {
+            self.users.clear();
+        }
+        Ok(())
+    }
+
+    /// Names of every database, sorted.
+    pub fn all_dbs(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(self.root.join("dbs"))? {
+            let entry = entry?;
+            if let Some(name) = names::decode_dir_name(&entry.file_name().to_string_lossy()) {
+                out.push(name);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The security object of a database (stored, or `{}`).
+    pub fn security(&self, db: &Database) -> Result<Security> {
+        Security::load(db)
+    }
+
+    /// Replaces a database's security object. Only db admins may; a refused or
+    /// malformed update is CouchDB's 500 `no_majority`.
+    pub fn set_security(
+        &self,
+        db: &Database,
+        user: &UserCtx,
+        body: &serde_json::Value,
+    ) -> Result<()> {
+        let current = Security::load(db)?;
+        if !current.is_db_admin(user) {
+            return Err(security::no_majority());
+        }
+        let new = Security::from_json(body)?;
+        new.store(db)
+    }
+
+    /// Checks that `user` may read and write documents of `db` (a member).
+    pub fn check_member(&self, db_name: &str, db: &Database, user: &UserCtx) -> Result<Access> {
+        if db_name == USERS_DB {
+            // Non-admins only reach single user documents (see
+            // `check_users_doc`); the database itself is admin-only.
+            return if user.is_admin() {
+                Ok(Access::Admin)
+            } else {
+                Err(Error::Forbidden(
+                    "Only admins can access system databases.".into(),
+                ))
+            };
+        }
+        Security::load(db)?.access(user)
+    }
+
+    /// Checks a non-admin's request on document `id` of `_users`: reading
+    /// needs to be the owner; writes may create or update the user's own
+    /// document (sign-up included), which [`Settee::prepare_user_doc`] checks.
+    pub fn check_users_doc(&self, user: &UserCtx, id: &str, write: bool) -> Result<Access> {
+        if user.is_admin() {
+            return Ok(Access::Admin);
+        }
+        let own = user
+            .name
+            .as_deref()
+            .is_some_and(|n| id.strip_prefix("org.couchdb.user:") == Some(n));
+        if own || (write && id.starts_with("org.couchdb.user:")) {
+            Ok(Access::Member)
+        } else {
+            Err(Error::Forbidden(
+                "You are not allowed to access this document.".into(),
+            ))
+        }
+    }
+
+    /// Authenticates a user by name and password: server admins first, then
+    /// `_users` documents. `unauthorized` (401) "Name or password is incorrect."
+    pub fn authenticate(&self, name: &str, password: &str) -> Result<UserCtx> {
+        if let Some(ok) = self.admins.check(name, password) {
+            return if ok {
+                Ok(admin_ctx(name))
+            } else {
+                Err(auth::bad_credentials())
+            };
+        }
+        let users = self.db(USERS_DB)?;
+        self.users.authenticate(&users, name, password)
+    }
+
+    /// The user context of a (cookie-)authenticated name without a password check.
+    pub fn user_ctx(&self, name: &str) -> Result<Option<UserCtx>> {
+        if self.admins.contains(name) {
+            return Ok(Some(admin_ctx(name)));
+        }
+        let users = self.db(USERS_DB)?;
+        auth::load_user(&users, name).map(|u| u.map(|u| u.ctx))
+    }
+
+    /// Prepares a document about to be written to `_users`: checks who may
+    /// write it and replaces a clear `password` with its PBKDF2 hash.
+    pub fn prepare_user_doc(
+        &self,
+        user: &UserCtx,
+        id: &str,
+        doc: &mut serde_json::Value,
+    ) -> Result<()> {
+        auth::prepare_user_doc(user, id, doc)?;
+        self.users.clear();
+        Ok(())
+    }
+}
+
+fn admin_ctx(name: &str) -> UserCtx {
+    UserCtx {
+        name: Some(name.to_owned()),
+        roles: vec!["_admin".into()],
+    }
+}
+
+/// Shares a [`Settee`] between threads.
+pub type SharedSettee = Arc<Settee>;

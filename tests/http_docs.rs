@@ -1,0 +1,264 @@
+//! Server, database, document, bulk and error endpoints over real HTTP.
+
+mod http_common;
+
+use http_common::Server;
+use serde_json::json;
+
+#[test]
+fn server_endpoints() {
+    let s = Server::start();
+    let welcome = s.as_user(None, "GET", "/", None).json();
+    assert_eq!(welcome["couchdb"], "Welcome");
+    assert_eq!(s.as_user(None, "GET", "/_up", None).json()["status"], "ok");
+    assert_eq!(
+        s.as_user(None, "GET", "/_uuids?count=3", None).json()["uuids"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    s.as_user(None, "GET", "/_all_dbs", None).assert_error(
+        401,
+        "unauthorized",
+        "You are not a server admin.",
+    );
+    assert_eq!(s.admin("GET", "/_all_dbs", None).json(), json!(["_users"]));
+    s.admin("POST", "/_up", None)
+        .assert_error(405, "method_not_allowed", "Only GET,HEAD allowed");
+}
+
+#[test]
+fn databases() {
+    let s = Server::start();
+    assert_eq!(s.admin("PUT", "/shop?q=1&n=1", None).status, 201);
+    s.admin("PUT", "/shop", None).assert_error(
+        412,
+        "file_exists",
+        "The database could not be created, the file already exists.",
+    );
+    s.admin("PUT", "/Shop", None).assert_error(
+        400,
+        "illegal_database_name",
+        "Name: 'Shop'. Only lowercase characters (a-z), digits (0-9), and any of the characters _, $, (, ), +, -, and / are allowed. Must begin with a letter.",
+    );
+    s.admin("PUT", "/x?q=0", None).assert_error(
+        400,
+        "bad_request",
+        "The `q` value should be a positive integer.",
+    );
+    s.admin("PUT", "/a%2Fb", None);
+    assert_eq!(
+        s.admin("GET", "/_all_dbs", None).json(),
+        json!(["_users", "a/b", "shop"])
+    );
+    let info = s.admin("GET", "/shop", None).json();
+    assert_eq!(
+        (info["db_name"].clone(), info["doc_count"].clone()),
+        (json!("shop"), json!(0))
+    );
+    assert!(info["update_seq"].is_string());
+    assert_eq!(s.admin("DELETE", "/shop", None).status, 200);
+    s.admin("GET", "/shop", None)
+        .assert_error(404, "not_found", "Database does not exist.");
+    s.admin("DELETE", "/shop", None)
+        .assert_error(404, "not_found", "Database does not exist.");
+}
+
+#[test]
+fn document_lifecycle() {
+    let s = Server::start();
+    s.admin("PUT", "/db", None);
+    let created = s.admin("PUT", "/db/a", Some(json!({"v": 1})));
+    assert_eq!(created.status, 201);
+    let rev1 = created.json()["rev"].as_str().unwrap().to_owned();
+    s.admin("PUT", "/db/a", Some(json!({"v": 2}))).assert_error(
+        409,
+        "conflict",
+        "Document update conflict.",
+    );
+    s.admin(
+        "PUT",
+        &format!("/db/a?rev={rev1}"),
+        Some(json!({"_rev": "1-x", "v": 2})),
+    )
+    .assert_error(
+        400,
+        "bad_request",
+        "Document rev from request body and query string have different values",
+    );
+    let rev2 = s
+        .admin("PUT", &format!("/db/a?rev={rev1}"), Some(json!({"v": 2})))
+        .json()["rev"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let doc = s.admin("GET", "/db/a?revs=true", None).json();
+    assert_eq!(doc["v"], 2);
+    assert_eq!(doc["_revisions"]["start"], 2);
+    assert_eq!(
+        s.admin("GET", &format!("/db/a?rev={rev1}"), None).json()["v"],
+        1
+    );
+    let all = s.admin("GET", "/db/a?open_revs=all", None).json();
+    assert_eq!(all[0]["ok"]["_rev"], rev2.as_str());
+    s.admin("DELETE", "/db/a", None)
+        .assert_error(409, "conflict", "Document update conflict.");
+    assert_eq!(
+        s.admin("DELETE", &format!("/db/a?rev={rev2}"), None).status,
+        200
+    );
+    s.admin("GET", "/db/a", None)
+        .assert_error(404, "not_found", "deleted");
+    s.admin("GET", "/db/nope", None)
+        .assert_error(404, "not_found", "missing");
+    // POST, batch mode, special ids, local docs.
+    let posted = s.admin("POST", "/db", Some(json!({"x": 1}))).json();
+    assert_eq!(posted["id"].as_str().unwrap().len(), 32);
+    assert_eq!(
+        s.admin("POST", "/db?batch=ok", Some(json!({"_id": "b"})))
+            .status,
+        202
+    );
+    assert_eq!(
+        s.admin("PUT", "/db/a%2Fb%20c", Some(json!({}))).json()["id"],
+        "a/b c"
+    );
+    assert_eq!(s.admin("GET", "/db/a%2Fb%20c", None).json()["_id"], "a/b c");
+    assert_eq!(
+        s.admin("PUT", "/db/_local/l", Some(json!({"a": 1}))).json()["rev"],
+        "0-1"
+    );
+    assert_eq!(
+        s.admin("DELETE", "/db/_local/l?rev=0-9", None).json()["rev"],
+        "0-0"
+    );
+    assert_eq!(
+        s.admin("PUT", "/db/born", Some(json!({"_deleted": true})))
+            .status,
+        200
+    );
+}
+
+#[test]
+fn bulk_and_listing_endpoints() {
+    let s = Server::start();
+    s.admin("PUT", "/db", None);
+    let res = s.admin(
+        "POST",
+        "/db/_bulk_docs",
+        Some(json!({"docs": [{"_id": "b"}, {"_id": "a"}, {"_id": "_design/d", "views": {}}, {"_id": "c", "_rev": "1-x"}]})),
+    );
+    assert_eq!(res.status, 201);
+    let rows = res.json();
+    assert_eq!(rows[0]["id"], "b");
+    assert_eq!(rows[3]["error"], "conflict");
+    let all = s
+        .admin("GET", "/db/_all_docs?include_docs=true", None)
+        .json();
+    assert_eq!(all["total_rows"], 3);
+    assert_eq!(all["rows"][0]["id"], "_design/d");
+    let keys = s
+        .admin("POST", "/db/_all_docs", Some(json!({"keys": ["a", "zz"]})))
+        .json();
+    assert_eq!(keys["rows"][1], json!({"key": "zz", "error": "not_found"}));
+    let ddocs = s.admin("GET", "/db/_design_docs", None).json();
+    assert_eq!(ddocs["rows"].as_array().unwrap().len(), 1);
+    let got = s
+        .admin(
+            "POST",
+            "/db/_bulk_get",
+            Some(json!({"docs": [{"id": "a"}, {"id": "zz"}]})),
+        )
+        .json();
+    assert_eq!(got["results"][0]["docs"][0]["ok"]["_id"], "a");
+    assert_eq!(got["results"][1]["docs"][0]["error"]["rev"], "undefined");
+    let diff = s
+        .admin("POST", "/db/_revs_diff", Some(json!({"a": ["9-zz"]})))
+        .json();
+    assert_eq!(diff["a"]["missing"], json!(["9-zz"]));
+    assert_eq!(diff["a"]["possible_ancestors"].as_array().unwrap().len(), 1);
+    let replicated = s.admin(
+        "POST",
+        "/db/_bulk_docs",
+        Some(json!({"new_edits": false, "docs": [{"_id": "r", "_rev": "3-abc", "_revisions": {"start": 3, "ids": ["abc", "def", "ghi"]}}]})),
+    );
+    assert_eq!(replicated.json(), json!([]));
+    assert_eq!(s.admin("GET", "/db/r", None).json()["_rev"], "3-abc");
+    let aon = s.admin(
+        "POST",
+        "/db/_bulk_docs",
+        Some(json!({"all_or_nothing": true, "docs": [{"_id": "q"}]})),
+    );
+    assert_eq!(aon.status, 417);
+    assert_eq!(s.admin("GET", "/db/_revs_limit", None).json(), json!(1000));
+    assert_eq!(s.admin("POST", "/db/_compact", Some(json!({}))).status, 202);
+    assert_eq!(
+        s.admin("POST", "/db/_ensure_full_commit", Some(json!({})))
+            .status,
+        201
+    );
+    assert_eq!(
+        s.admin("GET", "/db/_local_docs", None).json()["rows"],
+        json!([])
+    );
+}
+
+#[test]
+fn bad_input_is_refused_and_nothing_stored() {
+    let s = Server::start();
+    s.admin("PUT", "/db", None);
+    let admin = Some(http_common::ADMIN);
+    for raw in [
+        &b"{"[..],
+        b"{\"a\":1} x",
+        b"",
+        b"{'a':1}",
+        b"{\"n\":1e400}",
+        b"{\"a\":\"\xc3\xff\"}",
+    ] {
+        s.send("PUT", "/db/x", Some(raw), admin, &[]).assert_error(
+            400,
+            "bad_request",
+            "invalid UTF-8 JSON",
+        );
+    }
+    s.send("PUT", "/db/x", Some(b"[1]"), admin, &[])
+        .assert_error(400, "bad_request", "Document must be a JSON object");
+    s.admin("GET", "/db/x", None)
+        .assert_error(404, "not_found", "missing");
+    let text_plain = [("Content-Type", "text/plain")];
+    s.send("POST", "/db", Some(b"{}"), admin, &text_plain)
+        .assert_error(
+            415,
+            "bad_content_type",
+            "Content-Type must be application/json",
+        );
+    assert_eq!(
+        s.send("PUT", "/db/t", Some(b"{}"), admin, &text_plain)
+            .status,
+        201
+    );
+    s.admin("PUT", "/db/_all_docs", Some(json!({})))
+        .assert_error(405, "method_not_allowed", "Only GET,HEAD,POST allowed");
+    s.admin("POST", "/db/doc", Some(json!({}))).assert_error(
+        400,
+        "bad_request",
+        "Referer header required.",
+    );
+    s.admin("PUT", "/db/_bogus", Some(json!({}))).assert_error(
+        400,
+        "illegal_docid",
+        "Only reserved document ids may start with underscore.",
+    );
+    let big = json!({"_id": "big", "fill": "x".repeat(8_100_000)});
+    s.admin("PUT", "/db/big", Some(big))
+        .assert_error(413, "document_too_large", "big");
+    let deep = format!("{{\"a\":{}{}}}", "[".repeat(300), "]".repeat(300));
+    assert_eq!(
+        s.send("PUT", "/db/deep", Some(deep.as_bytes()), admin, &[])
+            .status,
+        201
+    );
+    assert_eq!(s.admin("GET", "/db/deep", None).status, 200);
+}
