@@ -25,6 +25,7 @@ pub use names::{validate_db_name, USERS_DB};
 pub use security::{Access, Security};
 
 use crate::js::{JsConfig, JsPool};
+use crate::validation::DocValidator;
 use crate::view::ViewEngine;
 use crate::{Database, Error, Result, UserCtx};
 
@@ -103,6 +104,7 @@ impl Settee {
         let mut dbs = self.dbs.lock().unwrap_or_else(|p| p.into_inner());
         let db = Database::create(self.db_dir(name))?;
         Security::init(&db)?;
+        DocValidator::install(&db, self.js.clone());
         dbs.insert(name.to_owned(), db.clone());
         Ok(db)
     }
@@ -117,6 +119,7 @@ impl Settee {
             return Err(Error::not_found("Database does not exist."));
         }
         let db = Database::open(self.db_dir(name))?;
+        DocValidator::install(&db, self.js.clone());
         dbs.insert(name.to_owned(), db.clone());
         Ok(db)
     }
@@ -128,7 +131,12 @@ impl Settee {
         if validate_db_name(name).is_err() || !dir.exists() {
             return Err(Error::not_found("Database does not exist."));
         }
-        dbs.remove(name);
+        if let Some(db) = dbs.remove(name) {
+            // The validator holds a handle of the database: release it, and
+            // the view indexes, before the files go.
+            db.set_validator(None);
+            ViewEngine::new(db, self.js.clone()).close_indexes();
+        }
         std::fs::remove_dir_all(&dir)?;
         if name == USERS_DB {
             self.users.clear();
