@@ -68,6 +68,9 @@ impl Conn {
     }
 }
 
+/// Builds the i-th request: method, path and optional body.
+type RequestMaker = Arc<dyn Fn(usize) -> (String, String, Option<Vec<u8>>) + Send + Sync>;
+
 struct Scenario<'a> {
     name: &'a str,
     clients: usize,
@@ -76,11 +79,7 @@ struct Scenario<'a> {
 }
 
 /// Runs `make_request(client, i)` from several clients and prints the figures.
-fn run(
-    port: u16,
-    s: Scenario<'_>,
-    make: Arc<dyn Fn(usize) -> (String, String, Option<Vec<u8>>) + Send + Sync>,
-) {
+fn run(port: u16, s: Scenario<'_>, make: RequestMaker) {
     let started = Instant::now();
     let per_client = s.max_requests.div_ceil(s.clients);
     let handles: Vec<_> = (0..s.clients)
