@@ -344,10 +344,14 @@ fn boxed_primitive(object: &JsObject, ctx: &mut Context) -> JsResult<Option<Valu
 }
 
 /// `JSON.stringify` number rules: non-finite → null, integral values without a
-/// fraction (`1.0` → `1`, `-0` → `0`).
+/// fraction (`1.0` → `1`, `-0` → `0`). Subnormal numbers become `0`: CouchDB's
+/// Erlang side reads them back from its JavaScript server as zero (an emitted
+/// `5e-324` is reported, and sorts, as `0`).
 pub fn float_to_json(f: f64) -> Value {
     if !f.is_finite() {
         Value::Null
+    } else if f.is_subnormal() {
+        Value::from(0)
     } else if f.fract() == 0.0 && f.abs() < I64_SAFE {
         Value::from(f as i64)
     } else {
@@ -375,6 +379,12 @@ mod tests {
         assert_eq!(eval_json("-Infinity"), Some(json!(null)));
         assert_eq!(eval_json("1.0"), Some(json!(1)));
         assert_eq!(eval_json("-0"), Some(json!(0)));
+        assert_eq!(eval_json("5e-324"), Some(json!(0)));
+        assert_eq!(eval_json("-2.2250738585072e-308"), Some(json!(0)));
+        assert_eq!(
+            eval_json("2.2250738585072014e-308"),
+            Some(json!(2.2250738585072014e-308))
+        );
         assert_eq!(eval_json("1.5"), Some(json!(1.5)));
         assert_eq!(eval_json("1e21"), Some(json!(1e21)));
         assert_eq!(

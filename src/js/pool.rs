@@ -39,11 +39,16 @@ pub struct JobState {
 
 impl JobState {
     fn new(epoch: Instant) -> Self {
-        JobState {
+        // Progress starts now, not at the epoch: a waiter that sees the job
+        // running before the worker's first `touch` must not take it for a
+        // call that has been stuck since the pool started.
+        let state = JobState {
             status: AtomicU8::new(QUEUED),
             progress_ms: AtomicU64::new(0),
             epoch,
-        }
+        };
+        state.touch();
+        state
     }
 
     /// Records progress; the watchdog measures the timeout from here.
@@ -390,10 +395,11 @@ fn worker_thread(queue: Receiver<Job>, config: Arc<JsConfig>, ready: Sender<Resu
     };
     drop(ready);
     while let Ok(job) = queue.recv() {
+        // Touch before running, so the budget is measured from this start.
+        job.state.touch();
         if !job.state.transition(QUEUED, RUNNING) {
             continue;
         }
-        job.state.touch();
         worker.job = Some(job.state.clone());
         let run = job.run;
         let panicked = catch_unwind(AssertUnwindSafe(|| run(&mut worker))).is_err();
@@ -411,5 +417,23 @@ fn worker_thread(queue: Receiver<Job>, config: Arc<JsConfig>, ready: Sender<Resu
             // Abandoned by the watchdog; a replacement already runs.
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job seen running before its worker's first `touch` is not idle
+    /// since the pool's epoch (this race made the watchdog abandon healthy
+    /// calls in a long-running server).
+    #[test]
+    fn new_job_is_not_idle_since_the_epoch() {
+        let epoch = Instant::now()
+            .checked_sub(Duration::from_secs(3600))
+            .expect("an hour ago");
+        let state = JobState::new(epoch);
+        assert!(state.transition(QUEUED, RUNNING));
+        assert!(state.idle() < Duration::from_secs(60), "{:?}", state.idle());
     }
 }

@@ -97,7 +97,9 @@ impl TreeReader<'_> {
         let q = &query.options;
         if let Some(keys) = &q.keys {
             let mut keys: Vec<&Value> = keys.iter().collect();
-            if q.descending {
+            // CouchDB's map coordinator walks the keys backwards when
+            // descending; its reduce coordinator keeps the order given.
+            if q.descending && !query.reduce {
                 keys.reverse();
             }
             return Ok(keys
@@ -216,7 +218,10 @@ impl TreeReader<'_> {
         let ranges = self.ranges(query)?;
         let limit = q.limit.unwrap_or(u64::MAX);
         let mut skip = q.skip;
-        let mut offset = None;
+        // CouchDB takes the offset at the first row its folds meet, before
+        // skipping (or where the last fold stopped, if none met a row), and
+        // its coordinator then adds `skip`, capped at `total_rows`.
+        let mut first_row_at = None;
         let mut last_stop = 0;
         let mut rows = Vec::new();
         'ranges: for range in &ranges {
@@ -225,12 +230,12 @@ impl TreeReader<'_> {
             for row in self.scan(range, q.descending)? {
                 let row = row?;
                 seen += 1;
+                if first_row_at.is_none() {
+                    first_row_at = Some(before);
+                }
                 if skip > 0 {
                     skip -= 1;
                     continue;
-                }
-                if offset.is_none() {
-                    offset = Some(before + seen - 1);
                 }
                 if rows.len() as u64 >= limit {
                     break 'ranges;
@@ -251,7 +256,10 @@ impl TreeReader<'_> {
         }
         Ok(MapRows {
             total_rows,
-            offset: offset.unwrap_or(last_stop),
+            offset: first_row_at
+                .unwrap_or(last_stop)
+                .saturating_add(q.skip)
+                .min(total_rows),
             rows,
         })
     }
