@@ -371,6 +371,7 @@ fn map_rows_offsets_skip_limit_and_duplicates() {
     f.put_all(vec![json!({"_id": "dup", "k": 2})]);
     f.put_all(vec![json!({"_id": "_design/t", "views": {
         "v": {"map": "function(doc) { emit(doc.k, doc._id); }"},
+        "count": {"map": "function(doc) { emit(doc.k, doc._id); }", "reduce": "_count"},
         "dups": {"map": "function(doc) { if (doc._id === 'dup') { emit('k', 'b'); emit('k', 1); emit('k', null); emit('k', 'a'); } }"}
     }})]);
     let page = f.query("v", ViewQuery::new().start_key(json!(2)).skip(1).limit(2));
@@ -396,6 +397,34 @@ fn map_rows_offsets_skip_limit_and_duplicates() {
     );
     let multi = f.query("v", ViewQuery::new().keys(vec![json!(4), json!(0)]));
     assert_eq!(ids(&multi), vec!["d4", "d9", "d0", "d5"]);
+    // CouchDB takes the offset where its fold meets the first row, before
+    // skipping (here in the range of key 3, with 7 rows before it), then adds
+    // `skip`, capped at total_rows.
+    let skip_across_keys = f.query("v", ViewQuery::new().keys(vec![json!(3), json!(0)]).skip(3));
+    assert_eq!(ids(&skip_across_keys), vec!["d5"]);
+    assert_eq!(skip_across_keys["offset"], json!(10));
+    let skip_past_end = f.query("v", ViewQuery::new().start_key(json!(3)).skip(50));
+    assert_eq!(skip_past_end["rows"], json!([]));
+    assert_eq!(skip_past_end["offset"], json!(11));
+    let skip_empty_range = f.query("v", ViewQuery::new().key(json!(9)).skip(1));
+    assert_eq!(skip_empty_range["offset"], json!(11));
+    // Descending map queries walk `keys` backwards; reduce queries keep the
+    // order given.
+    let map_desc = f.query(
+        "v",
+        ViewQuery::new()
+            .keys(vec![json!(3), json!(0)])
+            .descending(true),
+    );
+    assert_eq!(ids(&map_desc), vec!["d5", "d0", "d8", "d3"]);
+    let reduce_desc = f.query(
+        "count",
+        ViewQuery::new()
+            .keys(vec![json!(3), json!(0)])
+            .descending(true)
+            .group(true),
+    );
+    assert_eq!(keys(&reduce_desc), vec![json!(3), json!(0)]);
     let start_docid = f.query(
         "v",
         ViewQuery::new()
