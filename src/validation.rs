@@ -156,8 +156,7 @@ impl DocValidator {
         if req.new_doc.get("_deleted") == Some(&Value::Bool(true)) {
             return Ok(());
         }
-        let ddoc = DesignDoc::parse(&req.new_doc)?;
-        ddoc.compile_check(|kind, source| self.pool.compile_check(kind, source))
+        DesignDoc::check(&req.new_doc, &self.pool).map(drop)
     }
 }
 

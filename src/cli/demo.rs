@@ -80,7 +80,7 @@ fn demo(path: &std::path::Path, docs: u64) -> Result<i32> {
     let mut builds = Vec::new();
     for ddoc in ["_design/sales", "_design/regions", "_design/items"] {
         let t = Instant::now();
-        let seq = views.update(ddoc, &mut |_| {})?;
+        let seq = views.update(ddoc, &mut |_| std::ops::ControlFlow::Continue(()))?;
         let secs = t.elapsed().as_secs_f64();
         builds.push(json!({
             "design_doc": ddoc,

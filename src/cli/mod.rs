@@ -5,6 +5,7 @@ mod demo;
 mod docs;
 mod import;
 mod serve;
+mod views;
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -90,6 +91,38 @@ enum Command {
         #[arg(long)]
         admin_party: bool,
     },
+    /// Check, compile and save design documents from a JSON file, a folder of
+    /// JSON files, or a couchapp-style folder (`_id`, `views/<name>/map.js`, ...).
+    Deploy {
+        /// Database directory.
+        db: PathBuf,
+        /// A JSON file (a design document or an array), or a folder.
+        path: PathBuf,
+    },
+    /// Query a view and print CouchDB's response JSON.
+    Query {
+        /// Database directory.
+        db: PathBuf,
+        /// The view, as DDOC/VIEW (`_design/` may be left out).
+        view: String,
+        #[command(flatten)]
+        params: QueryParams,
+    },
+    /// Build or catch up view indexes (all design documents, or one), with
+    /// progress. Interrupted runs resume from their last checkpoint.
+    Reindex {
+        /// Database directory.
+        db: PathBuf,
+        /// Only this design document (`NAME` or `_design/NAME`).
+        #[arg(long)]
+        ddoc: Option<String>,
+        /// Delete the indexes first and build them anew.
+        #[arg(long)]
+        from_scratch: bool,
+        /// JavaScript worker threads (default: the number of cores).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
     /// Generate an orders dataset, import it and show the result.
     Demo {
         /// Directory for the database (default: a fresh temporary directory, removed afterwards).
@@ -99,6 +132,99 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         docs: u64,
     },
+}
+
+/// CouchDB's view query parameters, passed through its parser (and its
+/// error messages). Values are JSON where CouchDB's are (`--key '"ann"'`).
+#[derive(clap::Args, Debug)]
+struct QueryParams {
+    /// Rows with this key (JSON).
+    #[arg(long, allow_hyphen_values = true)]
+    key: Option<String>,
+    /// Rows with any of these keys (a JSON array).
+    #[arg(long, allow_hyphen_values = true)]
+    keys: Option<String>,
+    /// First key (JSON).
+    #[arg(long, allow_hyphen_values = true)]
+    startkey: Option<String>,
+    /// Last key (JSON).
+    #[arg(long, allow_hyphen_values = true)]
+    endkey: Option<String>,
+    /// Doc id the range starts at, within `startkey`.
+    #[arg(long, allow_hyphen_values = true)]
+    startkey_docid: Option<String>,
+    /// Doc id the range ends at, within `endkey`.
+    #[arg(long, allow_hyphen_values = true)]
+    endkey_docid: Option<String>,
+    /// Whether `endkey` is included (true/false).
+    #[arg(long)]
+    inclusive_end: Option<String>,
+    /// Walk the index backwards.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    descending: Option<String>,
+    /// At most this many rows.
+    #[arg(long, allow_hyphen_values = true)]
+    limit: Option<String>,
+    /// Skip this many rows (or groups).
+    #[arg(long, allow_hyphen_values = true)]
+    skip: Option<String>,
+    /// Reduce (true/false).
+    #[arg(long)]
+    reduce: Option<String>,
+    /// Group by the whole key.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    group: Option<String>,
+    /// Group by the first N elements of array keys.
+    #[arg(long, allow_hyphen_values = true)]
+    group_level: Option<String>,
+    /// Add each row's document.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    include_docs: Option<String>,
+    /// Add `_conflicts` to included documents.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    conflicts: Option<String>,
+    /// `true` (default), `false` or `lazy`.
+    #[arg(long)]
+    update: Option<String>,
+    /// `ok` or `update_after`.
+    #[arg(long)]
+    stale: Option<String>,
+    /// Report the sequence the index reflects.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    update_seq: Option<String>,
+    /// Any parameters as a JSON object, like a POST body; the flags above override it.
+    #[arg(long)]
+    params: Option<String>,
+}
+
+impl QueryParams {
+    /// The flags given, as CouchDB query-string pairs.
+    fn pairs(&self) -> Vec<(String, String)> {
+        let named = [
+            ("key", &self.key),
+            ("keys", &self.keys),
+            ("startkey", &self.startkey),
+            ("endkey", &self.endkey),
+            ("startkey_docid", &self.startkey_docid),
+            ("endkey_docid", &self.endkey_docid),
+            ("inclusive_end", &self.inclusive_end),
+            ("descending", &self.descending),
+            ("limit", &self.limit),
+            ("skip", &self.skip),
+            ("reduce", &self.reduce),
+            ("group", &self.group),
+            ("group_level", &self.group_level),
+            ("include_docs", &self.include_docs),
+            ("conflicts", &self.conflicts),
+            ("update", &self.update),
+            ("stale", &self.stale),
+            ("update_seq", &self.update_seq),
+        ];
+        named
+            .into_iter()
+            .filter_map(|(name, value)| value.as_ref().map(|v| (name.to_string(), v.clone())))
+            .collect()
+    }
 }
 
 /// Parses the arguments, runs the command and returns the exit status.
@@ -116,6 +242,23 @@ pub fn run() -> i32 {
         } => docs::changes(&db, since, limit, follow),
         Command::Info { db } => docs::info(&db),
         Command::Compact { db } => docs::compact(&db),
+        Command::Deploy { db, path } => views::deploy(&db, &path),
+        Command::Query { db, view, params } => {
+            views::query(&db, &view, params.params.as_deref(), &params.pairs())
+        }
+        Command::Reindex {
+            db,
+            ddoc,
+            from_scratch,
+            workers,
+        } => views::reindex(
+            &db,
+            views::ReindexOptions {
+                ddoc,
+                from_scratch,
+                workers,
+            },
+        ),
         Command::Demo { dir, docs } => demo::run(dir, docs),
         Command::Serve {
             dir,

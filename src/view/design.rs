@@ -208,6 +208,26 @@ impl DesignDoc {
         })
     }
 
+    /// What CouchDB checks when a design document is saved: the structure
+    /// ([`DesignDoc::parse`]) and that every function compiles on `pool`.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::js::{JsConfig, JsPool};
+    /// use settee::view::DesignDoc;
+    ///
+    /// let pool = JsPool::new(JsConfig { workers: 1, ..JsConfig::default() })?;
+    /// let err = DesignDoc::check(&json!({"_id": "_design/x",
+    ///     "views": {"v": {"map": "function(doc) { emit(doc.a"}}}), &pool).unwrap_err();
+    /// assert_eq!(err.name(), "compilation_error");
+    /// # Ok::<(), settee::Error>(())
+    /// ```
+    pub fn check(doc: &Value, pool: &crate::js::JsPool) -> Result<DesignDoc> {
+        let ddoc = DesignDoc::parse(doc)?;
+        ddoc.compile_check(|kind, source| pool.compile_check(kind, source))?;
+        Ok(ddoc)
+    }
+
     /// Compiles every JavaScript map and reduce function with `compile` (in
     /// practice [`crate::js::JsPool::compile_check`]). A compilation error gets
     /// CouchDB's prefix: "Compilation of the map function in the 'v' view

@@ -9,6 +9,7 @@
 //! pass and then finds its sequence covered, instead of starting another.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -186,14 +187,14 @@ impl ViewEngine {
         let group = self.open_javascript_group(&ddoc)?;
         match query.update {
             UpdateMode::True => {
-                self.update_group(&group, &mut |_| {})?;
+                self.update_group(&group, &mut |_| ControlFlow::Continue(()))?;
             }
             UpdateMode::False => {}
             UpdateMode::Lazy => {
                 let engine = self.clone();
                 let lazy = group.clone();
                 std::thread::spawn(move || {
-                    if let Err(e) = engine.update_group(&lazy, &mut |_| {}) {
+                    if let Err(e) = engine.update_group(&lazy, &mut |_| ControlFlow::Continue(())) {
                         tracing::warn!(error = %e, "background view update failed");
                     }
                 });
@@ -230,8 +231,26 @@ impl ViewEngine {
     }
 
     /// Brings a design document's index up to date with the database, calling
-    /// `progress` after every batch. Returns the sequence indexed.
-    pub fn update(&self, ddoc_id: &str, progress: &mut dyn FnMut(BuildProgress)) -> Result<u64> {
+    /// `progress` after every batch; `ControlFlow::Break` stops the pass early
+    /// (the batches handed to the writer still commit, each with its
+    /// checkpoint, so the next update resumes there). Returns the sequence
+    /// indexed.
+    ///
+    /// ```no_run
+    /// use std::ops::ControlFlow;
+    /// # use settee::{Database, js::{JsConfig, JsPool}, view::ViewEngine};
+    /// # let views = ViewEngine::new(Database::open("/tmp/db")?, JsPool::new(JsConfig::default())?);
+    /// let seq = views.update("_design/sales", &mut |p| {
+    ///     eprintln!("{} of {} docs", p.docs_done, p.docs_total);
+    ///     ControlFlow::Continue(())
+    /// })?;
+    /// # Ok::<(), settee::Error>(())
+    /// ```
+    pub fn update(
+        &self,
+        ddoc_id: &str,
+        progress: &mut dyn FnMut(BuildProgress) -> ControlFlow<()>,
+    ) -> Result<u64> {
         let ddoc = self.design_doc(ddoc_id)?;
         let group = self.open_javascript_group(&ddoc)?;
         self.update_group(&group, progress)
@@ -285,18 +304,41 @@ impl ViewEngine {
             if live.contains(&name) {
                 continue;
             }
-            let path = entry.path();
-            let closed = open_groups().lock().expect("registry lock").remove(&path);
-            if let Some(group) = closed {
-                // Let a running pass finish before the files go.
-                drop(group.updating.lock());
-                drop(group);
-                wait_for_close(&path);
-            }
-            std::fs::remove_dir_all(&path)?;
+            remove_index(&entry.path())?;
             removed.push(name);
         }
         Ok(removed)
+    }
+
+    /// Deletes a design document's index, so that the next update rebuilds it
+    /// from scratch (`settee reindex --from-scratch`). A pass running on it
+    /// finishes first.
+    ///
+    /// ```no_run
+    /// # use settee::{Database, js::{JsConfig, JsPool}, view::ViewEngine};
+    /// # let views = ViewEngine::new(Database::open("/tmp/db")?, JsPool::new(JsConfig::default())?);
+    /// views.reset("_design/sales")?;
+    /// views.update("_design/sales", &mut |_| std::ops::ControlFlow::Continue(()))?; // a full build
+    /// # Ok::<(), settee::Error>(())
+    /// ```
+    pub fn reset(&self, ddoc_id: &str) -> Result<()> {
+        let ddoc = self.design_doc(ddoc_id)?;
+        let dir = self.index_dir(&ddoc.group.signature);
+        if dir.exists() {
+            remove_index(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// The number of rows of each distinct map function (index tree) of a
+    /// design document, as committed, in [`ViewGroup::maps`] order.
+    pub fn row_counts(&self, ddoc_id: &str) -> Result<Vec<u64>> {
+        let ddoc = self.design_doc(ddoc_id)?;
+        let group = self.open_group(&ddoc.group)?;
+        let txn = group.index.read_txn()?;
+        (0..ddoc.group.maps.len())
+            .map(|tree| group.index.row_count(&txn, tree as u16))
+            .collect()
     }
 
     /// Closes this database's open indexes (before the database is deleted,
@@ -317,8 +359,8 @@ impl ViewEngine {
         }
     }
 
-    /// Every parseable design document of the database.
-    fn design_docs(&self) -> Result<Vec<DesignDoc>> {
+    /// Every design document of the database that parses, in id order.
+    pub fn design_docs(&self) -> Result<Vec<DesignDoc>> {
         let query = crate::store::AllDocsQuery::new()
             .start_key("_design/")
             .end_key("_design0")
@@ -385,7 +427,7 @@ impl ViewEngine {
     fn update_group(
         &self,
         group: &OpenGroup,
-        progress: &mut dyn FnMut(BuildProgress),
+        progress: &mut dyn FnMut(BuildProgress) -> ControlFlow<()>,
     ) -> Result<u64> {
         let target = self.db.update_seq()?;
         let _pass = group.updating.lock().expect("update lock");
@@ -419,11 +461,14 @@ impl ViewEngine {
                     if to_writer.send((rows, seq)).is_err() {
                         break;
                     }
-                    progress(BuildProgress {
+                    let flow = progress(BuildProgress {
                         docs_done: done,
                         docs_total: target - start,
                         seq,
                     });
+                    if flow.is_break() {
+                        break;
+                    }
                 }
                 Ok(())
             })();
@@ -544,6 +589,19 @@ impl ViewEngine {
 
 /// heed closes an environment asynchronously after its last handle drops; a
 /// reopen must wait for that, or heed reports it as already open.
+/// Closes an index (after any running pass) and deletes its files.
+fn remove_index(path: &Path) -> Result<()> {
+    let closed = open_groups().lock().expect("registry lock").remove(path);
+    if let Some(group) = closed {
+        // Let a running pass finish before the files go.
+        drop(group.updating.lock());
+        drop(group);
+        wait_for_close(path);
+    }
+    std::fs::remove_dir_all(path)?;
+    Ok(())
+}
+
 fn wait_for_close(dir: &Path) {
     let Ok(canonical) = dir.canonicalize() else {
         return;
