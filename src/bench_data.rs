@@ -184,7 +184,7 @@ impl PythonRandom {
     /// `_randbelow(n)` for `1 <= n < 2^32`: rejection sampling over
     /// `getrandbits(n.bit_length())`.
     fn below(&mut self, n: u64) -> u64 {
-        debug_assert!(n >= 1 && n < 1 << 32);
+        debug_assert!((1..1 << 32).contains(&n));
         let bits = 64 - n.leading_zeros();
         loop {
             let r = u64::from(self.next_u32() >> (32 - bits));
