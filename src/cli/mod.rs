@@ -106,7 +106,7 @@ enum Command {
         /// The view, as DDOC/VIEW (`_design/` may be left out).
         view: String,
         #[command(flatten)]
-        params: QueryParams,
+        params: Box<QueryParams>,
     },
     /// Build or catch up view indexes (all design documents, or one), with
     /// progress. Interrupted runs resume from their last checkpoint.
