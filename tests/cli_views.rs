@@ -384,3 +384,41 @@ fn dir_size(path: &Path) -> u64 {
         })
         .unwrap_or(0)
 }
+
+#[test]
+fn bench_reports_builds_queries_and_checks_results() {
+    let out = settee(&["bench", "--docs", "400", "--runs", "3", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout.iter().filter(|&&b| b == b'\n').count(), 1);
+    let report = json_out(&out);
+    assert_eq!(report["docs"], 400);
+    assert!(report["bulk_insert"]["docs_per_sec"].as_f64().unwrap() > 0.0);
+    let orders: Vec<Value> = OrdersGenerator::new(42)
+        .take(400)
+        .filter(|d| d["type"] == "order")
+        .collect();
+    let simple = &report["views"][0];
+    assert_eq!(simple["design_doc"], "_design/simple");
+    assert_eq!(simple["rows"], json!(orders.len()));
+    let sum: u64 = orders.iter().map(|d| d["total"].as_u64().unwrap()).sum();
+    assert_eq!(simple["reduce_sum"], json!(sum));
+    let heavy = &report["views"][1];
+    assert_eq!(heavy["rows"], 1200);
+    for view in [simple, heavy] {
+        assert!(view["build_seconds"].as_f64().unwrap() > 0.0, "{view}");
+        assert!(view["index_bytes"].as_u64().unwrap() > 0, "{view}");
+        for q in [
+            "single_key",
+            "page_100_rows",
+            "reduce_whole_view",
+            "group_level_1",
+            "update_visible",
+        ] {
+            let latency = &view["latency_ms"][q];
+            assert!(
+                latency["median"].as_f64().unwrap() <= latency["p99"].as_f64().unwrap(),
+                "{q}: {latency}"
+            );
+        }
+    }
+}

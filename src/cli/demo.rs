@@ -13,7 +13,8 @@ use settee::validation::DocValidator;
 use settee::view::{ViewEngine, ViewQuery};
 use settee::{BulkOptions, BulkResult, ChangesQuery, Database, ReadOptions, Result, Since};
 
-use super::print_json;
+use super::views::build_progress_bar;
+use super::{print_json, scratch_dir};
 
 /// Documents per write transaction.
 const BATCH: u64 = 10_000;
@@ -21,14 +22,7 @@ const BATCH: u64 = 10_000;
 pub(crate) fn run(dir: Option<PathBuf>, docs: u64) -> Result<i32> {
     let (path, temporary) = match dir {
         Some(d) => (d, false),
-        None => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let base =
-                std::env::temp_dir().join(format!("settee-demo-{}-{nanos}", std::process::id()));
-            (base.join("orders"), true)
-        }
+        None => (scratch_dir("demo").join("orders"), true),
     };
     let outcome = demo(&path, docs);
     if temporary {
@@ -80,8 +74,18 @@ fn demo(path: &std::path::Path, docs: u64) -> Result<i32> {
     let mut builds = Vec::new();
     for ddoc in ["_design/sales", "_design/regions", "_design/items"] {
         let t = Instant::now();
-        let seq = views.update(ddoc, &mut |_| std::ops::ControlFlow::Continue(()))?;
+        let bar = build_progress_bar(ddoc);
+        let seq = views.update(ddoc, &mut |p| {
+            if let Some(bar) = &bar {
+                bar.set_length(p.docs_total);
+                bar.set_position(p.docs_done);
+            }
+            std::ops::ControlFlow::Continue(())
+        })?;
         let secs = t.elapsed().as_secs_f64();
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
         builds.push(json!({
             "design_doc": ddoc,
             "seconds": secs,

@@ -1,6 +1,7 @@
 //! The `settee` command line: argument parsing and dispatch. Every command
 //! prints JSON on stdout; errors go to stderr with a non-zero exit status.
 
+mod bench;
 mod demo;
 mod docs;
 mod import;
@@ -122,6 +123,26 @@ enum Command {
         /// JavaScript worker threads (default: the number of cores).
         #[arg(long)]
         workers: Option<usize>,
+    },
+    /// The index-build benchmark of `shared/bench/README.md`: bulk insert,
+    /// the `simple` and `heavy` view builds, query latencies; one JSON object.
+    Bench {
+        /// Number of documents (generated as `gen_orders.py` does, or the
+        /// first N lines of `--file`).
+        #[arg(long, default_value_t = 100_000)]
+        docs: usize,
+        /// Read the documents from this JSON-lines file instead.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Directory for the database (default: a fresh temporary directory, removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Timed runs per query.
+        #[arg(long, default_value_t = 200)]
+        runs: usize,
+        /// Print the report on one line.
+        #[arg(long)]
+        json: bool,
     },
     /// Generate an orders dataset, import it and show the result.
     Demo {
@@ -259,6 +280,19 @@ pub fn run() -> i32 {
                 workers,
             },
         ),
+        Command::Bench {
+            docs,
+            file,
+            dir,
+            runs,
+            json,
+        } => bench::run(bench::BenchOptions {
+            docs,
+            file,
+            dir,
+            runs: runs.max(1),
+            compact: json,
+        }),
         Command::Demo { dir, docs } => demo::run(dir, docs),
         Command::Serve {
             dir,
@@ -292,6 +326,15 @@ pub(crate) fn print_json_line(value: &impl Serialize) -> settee::Result<()> {
     writeln!(out)?;
     out.flush()?;
     Ok(())
+}
+
+/// A fresh directory under the system's temporary directory, named for
+/// `what`, this process and the time (not created).
+pub(crate) fn scratch_dir(what: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    std::env::temp_dir().join(format!("settee-{what}-{}-{nanos}", std::process::id()))
 }
 
 /// Reads a whole file, or stdin for `-`.

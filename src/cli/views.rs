@@ -304,7 +304,7 @@ pub(crate) fn reindex(db: &Path, options: ReindexOptions) -> Result<i32> {
             views.reset(ddoc_id)?;
         }
         let started = Instant::now();
-        let bar = progress_bar(ddoc_id);
+        let bar = build_progress_bar(ddoc_id);
         let mut docs = 0;
         let outcome = views.update(ddoc_id, &mut |p: BuildProgress| {
             docs = p.docs_done;
@@ -392,7 +392,9 @@ fn termination_signals() -> libc::sigset_t {
     }
 }
 
-fn progress_bar(ddoc_id: &str) -> Option<ProgressBar> {
+/// A progress bar for an index build (docs done of total, docs/s, ETA), shown
+/// only when stderr is a terminal.
+pub(crate) fn build_progress_bar(ddoc_id: &str) -> Option<ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
