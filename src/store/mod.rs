@@ -32,6 +32,7 @@ mod read;
 mod record;
 mod revs;
 mod storage;
+mod term;
 mod validate;
 mod write;
 
