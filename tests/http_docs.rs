@@ -3,7 +3,7 @@
 mod http_common;
 
 use http_common::Server;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[test]
 fn server_endpoints() {
@@ -201,6 +201,94 @@ fn bulk_and_listing_endpoints() {
     assert_eq!(
         s.admin("GET", "/db/_local_docs", None).json()["rows"],
         json!([])
+    );
+}
+
+#[test]
+fn revision_orders_and_design_offset() {
+    let s = Server::start();
+    s.admin("PUT", "/db", None);
+    // x: a local 1-33dd… (CouchDB's rev for {"v":16}) and a replicated branch
+    // 3-ceb… whose root 1-b7fd… sorts after it.
+    assert_eq!(
+        s.admin("PUT", "/db/x", Some(json!({"v": 16}))).json()["rev"],
+        "1-33dd8982af5ea493cb201ba7ddfc871e"
+    );
+    s.admin(
+        "POST",
+        "/db/_bulk_docs",
+        Some(
+            json!({"new_edits": false, "docs": [{"_id": "x", "v": "branch",
+            "_rev": "3-ceb19aa2198a11384fe8b14d80ad7f2a",
+            "_revisions": {"start": 3, "ids": ["ceb19aa2198a11384fe8b14d80ad7f2a",
+                "e27c65678fab7829aea8375000986e67", "b7fdf71ae0c0eeff7974c2b0548e9986"]}}]}),
+        ),
+    );
+    let revs_of = |docs: &Value| -> Vec<String> {
+        docs.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["ok"]["_rev"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // _bulk_get: key-tree order (last tree first); open_revs=all: rev order.
+    let got = s
+        .admin(
+            "POST",
+            "/db/_bulk_get",
+            Some(json!({"docs": [{"id": "x"}]})),
+        )
+        .json();
+    assert_eq!(
+        revs_of(&got["results"][0]["docs"]),
+        [
+            "3-ceb19aa2198a11384fe8b14d80ad7f2a",
+            "1-33dd8982af5ea493cb201ba7ddfc871e"
+        ]
+    );
+    let all = s.admin("GET", "/db/x?open_revs=all", None).json();
+    assert_eq!(
+        revs_of(&all),
+        [
+            "1-33dd8982af5ea493cb201ba7ddfc871e",
+            "3-ceb19aa2198a11384fe8b14d80ad7f2a"
+        ]
+    );
+    // _revs_diff: possible ancestors in winner order, not rev order.
+    let diff = s
+        .admin("POST", "/db/_revs_diff", Some(json!({"x": ["9-zz"]})))
+        .json();
+    assert_eq!(
+        diff["x"]["possible_ancestors"],
+        json!([
+            "3-ceb19aa2198a11384fe8b14d80ad7f2a",
+            "1-33dd8982af5ea493cb201ba7ddfc871e"
+        ])
+    );
+    // An ancestor known only from `_revisions` is not missing.
+    let diff = s
+        .admin(
+            "POST",
+            "/db/_missing_revs",
+            Some(json!({"x": ["2-e27c65678fab7829aea8375000986e67", "2-nope"]})),
+        )
+        .json();
+    assert_eq!(diff, json!({"missing_revs": {"x": ["2-nope"]}}));
+    // _design_docs: total_rows counts design docs and caps the offset.
+    s.admin("PUT", "/db/_design/d", Some(json!({"views": {}})));
+    s.admin("PUT", "/db/y", Some(json!({})));
+    let ddocs = s.admin("GET", "/db/_design_docs", None).json();
+    assert_eq!(
+        (ddocs["total_rows"].clone(), ddocs["offset"].clone()),
+        (json!(1), json!(0))
+    );
+    let ddocs = s
+        .admin("GET", "/db/_design_docs?descending=true", None)
+        .json();
+    // Two docs (x, y) come after `_design0`: the offset is capped at 1.
+    assert_eq!(
+        (ddocs["total_rows"].clone(), ddocs["offset"].clone()),
+        (json!(1), json!(1))
     );
 }
 

@@ -458,6 +458,135 @@ fn conflicts_and_winner() {
 }
 
 #[test]
+fn local_edits_get_couchdbs_revs_and_leaf_orders() {
+    // Golden F_conflicts_1, cd0: every rev below is the one CouchDB 3.5 returned.
+    let (_d, db) = db();
+    branchy(&db);
+    let opts = ReadOptions::default()
+        .conflicts(true)
+        .deleted_conflicts(true);
+    let del = db
+        .delete("cd0", &rev("2-fbee243c2ce9f70ff484e5f3e487ec76"))
+        .unwrap();
+    assert_eq!(del.rev, "3-81eb694b585b9480efe1ebc013257e54");
+    let up = db
+        .put(json!({"_id": "cd0", "branch": "winner-updated", "n": 10, "_rev": "2-98ebacc4c027b07a1ebec9fdf435bc10"}))
+        .unwrap();
+    assert_eq!(up.rev, "3-c042286b6d2e5e2ea4c6fbbbd87c2423");
+    let del2 = db
+        .delete("cd0", &rev("2-601ca703415c306b7afc37365209abec"))
+        .unwrap();
+    assert_eq!(del2.rev, "3-d7afa17c703ba91be426395a710c5775");
+    // Deleted leaves in winner order: higher generation, then higher id.
+    let doc = db.get("cd0", &opts).unwrap();
+    assert_eq!(
+        doc["_deleted_conflicts"],
+        json!([
+            "3-d7afa17c703ba91be426395a710c5775",
+            "3-81eb694b585b9480efe1ebc013257e54",
+            "2-ceecf4fa4db259f8ceeb9f92c2991071"
+        ])
+    );
+    // `_revs_diff`: leaves older than the missing rev, in the same order.
+    let diff = db
+        .revs_diff(&[(
+            "cd0".to_owned(),
+            vec![rev("4-11111111111111111111111111111111")],
+        )])
+        .unwrap();
+    assert_eq!(
+        diff[0].1.possible_ancestors,
+        [
+            "3-c042286b6d2e5e2ea4c6fbbbd87c2423",
+            "3-d7afa17c703ba91be426395a710c5775",
+            "3-81eb694b585b9480efe1ebc013257e54",
+            "2-ceecf4fa4db259f8ceeb9f92c2991071"
+        ]
+    );
+    // Re-creating a deleted document extends the winning tombstone.
+    let (_d2, db) = self::db();
+    let first = db.put(json!({"_id": "x_09b", "v": 18})).unwrap();
+    assert_eq!(first.rev, "1-80750789760a4af605e21163df1593c9");
+    let gone = db.delete("x_09b", &rev(&first.rev)).unwrap();
+    assert_eq!(gone.rev, "2-e552df19974ccdc40a32146347e75003");
+}
+
+fn leaf_revs(db: &Database, id: &str, which: &OpenRevs) -> Vec<String> {
+    db.open_revs(id, which, false, false)
+        .unwrap()
+        .into_iter()
+        .map(|r| match r {
+            OpenRev::Ok(doc) => doc["_rev"].as_str().unwrap().to_owned(),
+            OpenRev::Missing(rev) => rev,
+        })
+        .collect()
+}
+
+#[test]
+fn bulk_get_leaves_come_in_key_tree_order() {
+    // Golden G_all_docs_2, x-c: a local first edit and a replicated branch
+    // with another root.
+    let (_d, db) = db();
+    let local = db.put(json!({"_id": "x-c", "v": 16})).unwrap();
+    assert_eq!(local.rev, "1-33dd8982af5ea493cb201ba7ddfc871e");
+    db.bulk_docs(
+        vec![
+            json!({"v": "branch", "_id": "x-c", "_rev": "3-ceb19aa2198a11384fe8b14d80ad7f2a",
+            "_revisions": {"start": 3, "ids": ["ceb19aa2198a11384fe8b14d80ad7f2a",
+                "e27c65678fab7829aea8375000986e67", "b7fdf71ae0c0eeff7974c2b0548e9986"]}}),
+        ],
+        BulkOptions::replicated(),
+    )
+    .unwrap();
+    // Roots 1-33dd < 1-b7fd; CouchDB lists the last tree's leaves first.
+    assert_eq!(
+        leaf_revs(&db, "x-c", &OpenRevs::Leaves),
+        [
+            "3-ceb19aa2198a11384fe8b14d80ad7f2a",
+            "1-33dd8982af5ea493cb201ba7ddfc871e"
+        ]
+    );
+    // open_revs=all sorts by revision instead.
+    assert_eq!(
+        leaf_revs(&db, "x-c", &OpenRevs::All),
+        [
+            "1-33dd8982af5ea493cb201ba7ddfc871e",
+            "3-ceb19aa2198a11384fe8b14d80ad7f2a"
+        ]
+    );
+    // Three trees: roots 1-q < 1-r < 2-a (generation, then id), walked last
+    // first; inside 1-r depth first, smaller child first.
+    let (_d, db) = self::db();
+    let path = |revs: &[&str]| {
+        let start: u64 = revs[0].split('-').next().unwrap().parse().unwrap();
+        let ids: Vec<&str> = revs.iter().map(|r| r.split('-').nth(1).unwrap()).collect();
+        json!({"_id": "t", "_rev": revs[0], "_revisions": {"start": start, "ids": ids}})
+    };
+    db.bulk_docs(
+        vec![
+            path(&["2-c", "1-r"]),
+            path(&["3-x", "2-b", "1-r"]),
+            path(&["2-z", "1-q"]),
+            path(&["2-a"]),
+        ],
+        BulkOptions::replicated(),
+    )
+    .unwrap();
+    assert_eq!(
+        leaf_revs(&db, "t", &OpenRevs::Leaves),
+        ["2-a", "3-x", "2-c", "2-z"]
+    );
+    assert_eq!(
+        leaf_revs(&db, "t", &OpenRevs::All),
+        ["2-a", "2-c", "2-z", "3-x"]
+    );
+    assert!(matches!(
+        db.open_revs("nope", &OpenRevs::Leaves, false, false),
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[test]
 fn replicated_write_rules() {
     let (_d, db) = db();
     let e = db

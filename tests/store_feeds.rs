@@ -296,6 +296,66 @@ fn all_docs_ranges_and_rows() {
 }
 
 #[test]
+fn design_docs_count_and_offset_like_couchdb() {
+    // Golden G_all_docs_2: one design doc after seven other ids.
+    let (_d, db) = db();
+    for id in [
+        "1c0",
+        "B1",
+        "Ba",
+        "Z0ba",
+        "Z1",
+        "Z990",
+        "Za11",
+        "_design/b",
+        "a900",
+        "ab",
+    ] {
+        db.put(json!({ "_id": id })).unwrap();
+    }
+    let ids = |r: &settee::AllDocsResponse| -> Vec<String> {
+        let v = serde_json::to_value(&r.rows).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let design = AllDocsQuery::new().design_only(true);
+    let r = db.all_docs(&design).unwrap();
+    // 7 rows come before `_design/` in the by-id tree; CouchDB caps the
+    // offset at total_rows, which counts design documents only.
+    assert_eq!((r.total_rows, r.offset), (1, Some(1)));
+    assert_eq!(ids(&r), ["_design/b"]);
+    let r = db.all_docs(&design.clone().descending(true)).unwrap();
+    assert_eq!((r.total_rows, r.offset), (1, Some(1)));
+    assert_eq!(ids(&r), ["_design/b"]);
+
+    // Golden G_all_docs_1: design docs first.
+    let (_d, db) = self::db();
+    for id in ["_design/0b1", "_design/b", "a0", "b0", "x_0", "éc0"] {
+        db.put(json!({ "_id": id })).unwrap();
+    }
+    let r = db.all_docs(&design).unwrap();
+    assert_eq!((r.total_rows, r.offset), (2, Some(0)));
+    assert_eq!(ids(&r), ["_design/0b1", "_design/b"]);
+    let r = db.all_docs(&design.clone().descending(true)).unwrap();
+    assert_eq!((r.total_rows, r.offset), (2, Some(2)));
+    assert_eq!(ids(&r), ["_design/b", "_design/0b1"]);
+    // A user range stays inside the design docs; skip counts in the offset.
+    let r = db
+        .all_docs(&design.clone().start_key("_design/a").skip(0))
+        .unwrap();
+    assert_eq!(ids(&r), ["_design/b"]);
+    assert_eq!(r.offset, Some(1));
+    let r = db.all_docs(&design.clone().end_key("zzz")).unwrap();
+    assert_eq!(ids(&r).len(), 2);
+    // Plain `_all_docs` caps the offset at total_rows too.
+    let r = db.all_docs(&AllDocsQuery::new().skip(100)).unwrap();
+    assert_eq!((r.total_rows, r.offset, r.rows.len()), (6, Some(6), 0));
+}
+
+#[test]
 fn all_docs_conflicts_with_include_docs() {
     let (_d, db) = db();
     db.bulk_docs(

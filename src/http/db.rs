@@ -127,7 +127,7 @@ enum AllDocsScope {
 
 /// `_all_docs` and `_design_docs`, GET or POST with `keys`.
 fn all_docs(ctx: &DbCtx, req: &Request, scope: AllDocsScope) -> Result<Reply> {
-    let mut q = match req.method {
+    let q = match req.method {
         Method::GET => {
             ViewQuery::from_query_pairs(req.query.iter().map(|(k, v)| (k.as_str(), v.as_str())))?
         }
@@ -148,49 +148,10 @@ fn all_docs(ctx: &DbCtx, req: &Request, scope: AllDocsScope) -> Result<Reply> {
         _ => return Err(method_not_allowed("GET,HEAD,POST")),
     };
     q.resolve(false)?;
-    if scope == AllDocsScope::Design && q.keys.is_none() {
-        let (lo, hi) = (json!("_design/"), json!("_design0"));
-        let (start, end) = if q.descending {
-            (hi.clone(), lo.clone())
-        } else {
-            (lo, hi)
-        };
-        q.start_key = Some(clamp(q.start_key.take(), start, !q.descending));
-        q.end_key = Some(clamp(q.end_key.take(), end, q.descending));
-    }
-    let query = to_all_docs_query(&q)?;
+    let query = to_all_docs_query(&q)?.design_only(scope == AllDocsScope::Design);
     let mut res = to_value(&ctx.db.all_docs(&query)?)?;
-    if scope == AllDocsScope::Design {
-        // CouchDB counts design documents only.
-        let total = ctx
-            .db
-            .all_docs(
-                &AllDocsQuery::new()
-                    .start_key("_design/")
-                    .end_key("_design0"),
-            )?
-            .rows
-            .len();
-        res["total_rows"] = json!(total);
-    }
     rewrite_seqs(&mut res);
     Ok(Reply::json(200, res))
-}
-
-/// Keeps a user bound inside the design range: the later of the two starts
-/// (or the earlier of the two ends).
-fn clamp(user: Option<Value>, bound: Value, take_max: bool) -> Value {
-    match (user, &bound) {
-        (Some(Value::String(u)), Value::String(b)) => {
-            let later = u.as_str() > b.as_str();
-            if later == take_max {
-                Value::String(u)
-            } else {
-                bound
-            }
-        }
-        _ => bound,
-    }
 }
 
 fn key_text(v: &Value) -> Result<String> {
@@ -376,7 +337,7 @@ fn bulk_get(ctx: &DbCtx, req: &Request) -> Result<Reply> {
 fn bulk_get_one(ctx: &DbCtx, id: &str, rev: Option<&Value>, revs: bool) -> Result<Vec<Value>> {
     let rev_json = rev.cloned().unwrap_or_else(|| json!("undefined"));
     let which = match rev {
-        None => OpenRevs::All,
+        None => OpenRevs::Leaves,
         Some(r) => match Rev::from_json(r) {
             Ok(r) => OpenRevs::Revs(vec![r]),
             Err(e) => return Ok(vec![bulk_get_error(&json!(id), &rev_json, &e)]),
@@ -433,7 +394,7 @@ fn revs_diff(ctx: &DbCtx, req: &Request, missing_revs: bool) -> Result<Reply> {
         return Err(method_not_allowed("POST"));
     }
     let body = req.json_object("Request body must be a JSON object")?;
-    let mut out = Map::new();
+    let mut asked = Vec::new();
     for (id, revs) in body.as_object().into_iter().flatten() {
         let Value::Array(revs) = revs else {
             return Err(Error::bad_request("Expected a list of revisions"));
@@ -442,72 +403,21 @@ fn revs_diff(ctx: &DbCtx, req: &Request, missing_revs: bool) -> Result<Reply> {
             .iter()
             .map(Rev::from_json)
             .collect::<Result<Vec<_>>>()?;
-        let missing = missing_of(&ctx.db, id, &revs)?;
-        if missing.is_empty() {
-            continue;
-        }
-        if missing_revs {
-            out.insert(
-                id.clone(),
-                json!(missing.iter().map(Rev::to_string).collect::<Vec<_>>()),
-            );
-            continue;
-        }
-        let mut entry = json!({"missing": missing.iter().map(Rev::to_string).collect::<Vec<_>>()});
-        let ancestors = possible_ancestors(&ctx.db, id, &missing)?;
-        if !ancestors.is_empty() {
-            entry["possible_ancestors"] = json!(ancestors);
-        }
-        out.insert(id.clone(), entry);
+        asked.push((id.clone(), revs));
+    }
+    let mut out = Map::new();
+    for (id, diff) in ctx.db.revs_diff(&asked)? {
+        let entry = if missing_revs {
+            json!(diff.missing)
+        } else {
+            to_value(&diff)?
+        };
+        out.insert(id, entry);
     }
     if missing_revs {
         return Ok(Reply::json(200, json!({"missing_revs": out})));
     }
     Ok(Reply::json(200, Value::Object(out)))
-}
-
-/// The revisions of `revs` that `id` does not have (in request order, deduplicated).
-fn missing_of(db: &Database, id: &str, revs: &[Rev]) -> Result<Vec<Rev>> {
-    let mut missing: Vec<Rev> = Vec::new();
-    let found = match db.open_revs(id, &OpenRevs::Revs(revs.to_vec()), false, false) {
-        Ok(found) => found,
-        Err(Error::NotFound(_)) => return Ok(dedup(revs.to_vec())),
-        Err(e) => return Err(e),
-    };
-    for r in found {
-        if let OpenRev::Missing(rev) = r {
-            missing.push(Rev::parse(&rev)?);
-        }
-    }
-    Ok(dedup(missing))
-}
-
-fn dedup(revs: Vec<Rev>) -> Vec<Rev> {
-    let mut out: Vec<Rev> = Vec::new();
-    for r in revs {
-        if !out.contains(&r) {
-            out.push(r);
-        }
-    }
-    out
-}
-
-/// Leaves of `id` with a lower generation than some missing revision.
-fn possible_ancestors(db: &Database, id: &str, missing: &[Rev]) -> Result<Vec<String>> {
-    let max_pos = missing.iter().map(|r| r.pos).max().unwrap_or(0);
-    let leaves = match db.open_revs(id, &OpenRevs::All, false, false) {
-        Ok(leaves) => leaves,
-        Err(Error::NotFound(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    Ok(leaves
-        .into_iter()
-        .filter_map(|r| match r {
-            OpenRev::Ok(doc) => doc.get("_rev").and_then(Value::as_str).map(str::to_owned),
-            OpenRev::Missing(_) => None,
-        })
-        .filter(|rev| Rev::parse(rev).is_ok_and(|r| r.pos < max_pos))
-        .collect())
 }
 
 /// `GET/PUT /{db}/_revs_limit`.

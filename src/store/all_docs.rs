@@ -45,6 +45,11 @@ pub struct AllDocsQuery {
     pub conflicts: bool,
     /// Add the database's `update_seq` to the response.
     pub update_seq: bool,
+    /// `_design_docs`: only design documents. The range is clamped to the
+    /// `_design/` ids, `total_rows` counts design documents and `offset` is
+    /// at most that count (CouchDB counts the offset in the whole by-id
+    /// tree and its coordinator caps it at `total_rows`).
+    pub design_only: bool,
 }
 
 impl Default for AllDocsQuery {
@@ -61,6 +66,7 @@ impl Default for AllDocsQuery {
             include_docs: false,
             conflicts: false,
             update_seq: false,
+            design_only: false,
         }
     }
 }
@@ -123,6 +129,11 @@ impl AllDocsQuery {
     /// Sets `update_seq`.
     pub fn update_seq(mut self, on: bool) -> Self {
         self.update_seq = on;
+        self
+    }
+    /// Restricts the query to design documents (`_design_docs`).
+    pub fn design_only(mut self, on: bool) -> Self {
+        self.design_only = on;
         self
     }
 }
@@ -199,6 +210,17 @@ pub(crate) fn all_docs(
     q: &AllDocsQuery,
 ) -> TxnResult<AllDocsResponse> {
     let counters = Counters::load(txn, t)?;
+    let design_range;
+    let (q, total_rows) = if q.design_only {
+        design_range = design_range_of(q);
+        let all = (
+            Bound::Included(DESIGN_START.as_bytes()),
+            Bound::Excluded(DESIGN_END.as_bytes()),
+        );
+        (&design_range, count_live(t.docs.range(txn, &all)?)?)
+    } else {
+        (q, counters.doc_count)
+    };
     let limit = q.limit.unwrap_or(usize::MAX);
     let mut rows = Vec::new();
     let offset = if let Some(keys) = &q.keys {
@@ -212,14 +234,37 @@ pub(crate) fn all_docs(
         }
         None
     } else {
-        Some(scan(txn, t, q, limit, &mut rows)?)
+        // CouchDB's coordinator caps the offset at `total_rows`.
+        Some(scan(txn, t, q, limit, &mut rows)?.min(total_rows))
     };
     Ok(AllDocsResponse {
-        total_rows: counters.doc_count,
+        total_rows,
         offset,
         update_seq: q.update_seq.then_some(counters.update_seq),
         rows,
     })
+}
+
+/// First id of the design range, and the first id after it.
+const DESIGN_START: &str = doc::DESIGN_PREFIX;
+const DESIGN_END: &str = "_design0";
+
+/// The query with its range kept inside the design documents: the later of
+/// the two starts and the earlier of the two ends, in the query's direction.
+fn design_range_of(q: &AllDocsQuery) -> AllDocsQuery {
+    let mut q = q.clone();
+    if q.keys.is_some() {
+        return q;
+    }
+    let (lo, hi) = (DESIGN_START.to_owned(), DESIGN_END.to_owned());
+    let (start, end) = if q.descending { (hi, lo) } else { (lo, hi) };
+    let pick = |user: Option<String>, bound: String, later: bool| match user {
+        Some(u) if (u > bound) == later => u,
+        _ => bound,
+    };
+    q.start_key = Some(pick(q.start_key.take(), start, !q.descending));
+    q.end_key = Some(pick(q.end_key.take(), end, q.descending));
+    q
 }
 
 fn key_row(
@@ -268,7 +313,8 @@ fn winner_doc(
     Ok(doc::parse_stored(&buf)?)
 }
 
-/// Reads a key range into `rows` and returns the offset.
+/// Reads a key range into `rows` and returns the offset (rows before the
+/// first returned one, skipped rows included).
 fn scan(
     txn: &RoTxn<'_, WithoutTls>,
     t: &Tables,
@@ -344,8 +390,7 @@ fn scan(
         // Nothing returned: the offset still counts the rows that would be skipped.
         skipped = q.skip as u64;
     }
-    let total = Counters::load(txn, t)?.doc_count;
-    Ok((before + skipped).min(total))
+    Ok(before + skipped)
 }
 
 fn count_live<'t>(

@@ -32,6 +32,7 @@ mod read;
 mod record;
 mod revs;
 mod storage;
+mod term;
 mod validate;
 mod write;
 
@@ -375,10 +376,11 @@ impl Database {
     /// assert_eq!(body[1]["error"], "conflict");
     ///
     /// // Replication: revisions are kept as given, branches become conflicts.
-    /// let branch = json!({"_id": "a", "_rev": "1-zzz", "v": 2});
+    /// let top = format!("1-{}", "f".repeat(32));
+    /// let branch = json!({"_id": "a", "_rev": top, "v": 2});
     /// assert!(db.bulk_docs(vec![branch], BulkOptions::replicated()).unwrap().is_empty());
     /// let doc = db.get("a", &settee::ReadOptions::default().conflicts(true)).unwrap();
-    /// assert_eq!(doc["_rev"], "1-zzz");
+    /// assert_eq!(doc["_rev"], top);
     /// assert_eq!(doc["_conflicts"].as_array().unwrap().len(), 1);
     /// ```
     pub fn bulk_docs(&self, docs: Vec<Value>, opts: BulkOptions) -> Result<Vec<BulkResult>> {

@@ -82,8 +82,11 @@ impl ReadOptions {
 /// Which revisions [`Database::open_revs`](crate::Database::open_revs) reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpenRevs {
-    /// `open_revs=all`: every leaf.
+    /// `open_revs=all`: every leaf, in revision order (generation, then id).
     All,
+    /// Every leaf in CouchDB's key-tree order (`couch_key_tree:get_all_leafs/1`):
+    /// what `_bulk_get` answers for a document asked without `rev`.
+    Leaves,
     /// `open_revs=[...]`: these revisions (with `latest`, their leaves).
     Revs(Vec<Rev>),
 }
@@ -262,8 +265,9 @@ pub(crate) fn open_revs(
         ..Extras::default()
     };
     let (mut found, requested_missing): (Vec<usize>, Vec<String>) = match (which, &rec) {
-        (OpenRevs::All, None) => return Err(Error::not_found("missing").into()),
+        (OpenRevs::All | OpenRevs::Leaves, None) => return Err(Error::not_found("missing").into()),
         (OpenRevs::All, Some(rec)) => (rec.tree.sorted_leaves(), Vec::new()),
+        (OpenRevs::Leaves, Some(rec)) => (rec.tree.key_tree_leaves(), Vec::new()),
         (OpenRevs::Revs(list), rec) => {
             let mut found = Vec::new();
             let mut missing = Vec::new();
@@ -279,8 +283,10 @@ pub(crate) fn open_revs(
     };
     let mut out = Vec::new();
     if let Some(rec) = &rec {
-        found.sort_by(|&a, &b| rec.tree.node(a).rev.cmp(&rec.tree.node(b).rev));
-        found.dedup();
+        if !matches!(which, OpenRevs::Leaves) {
+            found.sort_by(|&a, &b| rec.tree.node(a).rev.couch_cmp(&rec.tree.node(b).rev));
+            found.dedup();
+        }
         for idx in found {
             match doc_json(txn, t, id, rec, idx, extras)? {
                 Some(doc) => out.push(OpenRev::Ok(doc)),

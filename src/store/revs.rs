@@ -6,10 +6,14 @@
 //! the nodes nobody points at. Trees are small (bounded by `revs_limit` per
 //! branch), so linear scans beat any index here.
 
+use std::cmp::Ordering;
 use std::fmt;
 
 use md5::{Digest, Md5};
 use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use super::term;
 
 use crate::{Error, Result};
 
@@ -58,28 +62,82 @@ impl Rev {
     }
 
     /// The revision that an edit of `parent` (or a new document) with this
-    /// canonical body creates: generation + 1 and a deterministic md5 id.
+    /// body (special members removed) creates: generation + 1 and CouchDB's
+    /// own revision id, the md5 of the Erlang term
+    /// `[Deleted, ParentPos, ParentId, Body, []]` (`couch_db:new_revid/1`).
     ///
-    /// The digest covers the deletion flag, the parent revision and the body
-    /// bytes (the body's JSON serialisation in stored member order), so the
-    /// same edit yields the same revision on every replica.
-    pub fn next(parent: Option<&Rev>, deleted: bool, body: &[u8]) -> Rev {
-        let mut md5 = Md5::new();
-        md5.update([u8::from(deleted)]);
-        match parent {
-            Some(p) => {
-                md5.update(p.pos.to_be_bytes());
-                md5.update((p.id.len() as u64).to_be_bytes());
-                md5.update(p.id.as_bytes());
-            }
-            None => md5.update(0u64.to_be_bytes()),
-        }
-        md5.update(body);
+    /// The same edit therefore yields the same revision here, on every
+    /// replica, and on CouchDB itself.
+    ///
+    /// ```
+    /// use settee::Rev;
+    /// let body = serde_json::json!({"_id": "x"}); // members other than `_id`: none
+    /// let mut body = body.as_object().unwrap().clone();
+    /// body.remove("_id");
+    /// let rev = Rev::next(None, false, &body);
+    /// assert_eq!(rev.to_string(), "1-967a00dff5e02add41819138abb3284d");
+    /// ```
+    pub fn next(parent: Option<&Rev>, deleted: bool, body: &Map<String, Value>) -> Rev {
+        let parent_id = parent.map(Rev::id_bytes);
+        let term = term::revision_term(
+            deleted,
+            parent.zip(parent_id.as_deref()).map(|(p, id)| (p.pos, id)),
+            body,
+        );
         Rev {
             pos: parent.map_or(1, |p| p.pos + 1),
-            id: to_hex(&md5.finalize()),
+            id: to_hex(&Md5::digest(term)),
         }
     }
+
+    /// The id as CouchDB keeps it: 32 hex digits are 16 bytes, any other id
+    /// stays as given (`couch_doc:parse_revid/1`).
+    pub(crate) fn id_bytes(&self) -> Vec<u8> {
+        Rev::id_of(&self.id)
+    }
+
+    fn id_of(id: &str) -> Vec<u8> {
+        let hex = id.as_bytes();
+        if hex.len() == 32 && hex.iter().all(u8::is_ascii_hexdigit) {
+            let digit = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
+            hex.chunks(2)
+                .map(|p| digit(p[0]) << 4 | digit(p[1]))
+                .collect()
+        } else {
+            hex.to_vec()
+        }
+    }
+}
+
+impl Rev {
+    /// CouchDB's revision order: generation, then the id as CouchDB stores it
+    /// (16 raw bytes for a hex id, so equal to the lowercase hex string order;
+    /// other ids as their bytes).
+    pub fn couch_cmp(&self, other: &Rev) -> Ordering {
+        self.pos
+            .cmp(&other.pos)
+            .then_with(|| cmp_ids(&self.id, &other.id))
+    }
+}
+
+fn is_lower_hex32(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Compares revision ids as CouchDB's binaries, without allocating for the
+/// usual lowercase hex ids.
+fn cmp_ids(a: &str, b: &str) -> Ordering {
+    if is_lower_hex32(a) && is_lower_hex32(b) {
+        a.cmp(b)
+    } else {
+        let (a, b) = (Rev::id_of(a), Rev::id_of(b));
+        a.cmp(&b)
+    }
+}
+
+/// A fresh random-looking hex id (32 digits) derived from `seed`.
+pub(crate) fn hex_digest(seed: &[u8]) -> String {
+    to_hex(&Md5::digest(seed))
 }
 
 fn to_hex(bytes: &[u8]) -> String {
@@ -160,16 +218,54 @@ impl RevTree {
         !self.nodes.iter().any(|n| n.parent == Some(idx as u32))
     }
 
-    /// Leaf indexes in CouchDB's winner order: live before deleted, then
-    /// higher generation, then higher revision id. The first one wins.
+    /// Leaf indexes in CouchDB's winner order (`couch_doc:to_doc_info_path/1`):
+    /// live before deleted, then higher generation, then higher revision id.
+    /// The first one wins; the rest, in this order, are `_conflicts` (live),
+    /// `_deleted_conflicts` (deleted), the `style=all_docs` changes and the
+    /// `possible_ancestors` of `_revs_diff`.
     pub fn sorted_leaves(&self) -> Vec<usize> {
         let flags = self.leaf_flags();
         let mut leaves: Vec<usize> = (0..self.nodes.len()).filter(|&i| flags[i]).collect();
         leaves.sort_by(|&a, &b| {
             let (a, b) = (&self.nodes[a], &self.nodes[b]);
-            (!b.deleted, &b.rev).cmp(&(!a.deleted, &a.rev))
+            (!b.deleted)
+                .cmp(&!a.deleted)
+                .then_with(|| b.rev.couch_cmp(&a.rev))
         });
         leaves
+    }
+
+    /// Leaf indexes in CouchDB's key-tree order (`couch_key_tree:get_all_leafs/1`,
+    /// what `_bulk_get` lists for a document without `rev`). CouchDB keeps
+    /// the trees of a document sorted by their root (generation, then id)
+    /// and each node's children by id; it walks the trees last first, each
+    /// depth first.
+    pub fn key_tree_leaves(&self) -> Vec<usize> {
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); self.nodes.len()];
+        let mut roots = Vec::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            match n.parent {
+                Some(p) => children[p as usize].push(i),
+                None => roots.push(i),
+            }
+        }
+        let by_rev = |a: &usize, b: &usize| self.nodes[*a].rev.couch_cmp(&self.nodes[*b].rev);
+        roots.sort_by(by_rev);
+        for c in &mut children {
+            c.sort_by(by_rev);
+        }
+        let mut out = Vec::new();
+        for &root in roots.iter().rev() {
+            // Depth first, smallest child first: push children reversed.
+            let mut stack = vec![root];
+            while let Some(i) = stack.pop() {
+                if children[i].is_empty() {
+                    out.push(i);
+                }
+                stack.extend(children[i].iter().rev());
+            }
+        }
+        out
     }
 
     /// Index of the winning leaf. Panics on an empty tree (stored trees never are).
@@ -351,18 +447,38 @@ mod tests {
 
     #[test]
     fn next_rev_is_deterministic_and_content_addressed() {
-        let a = Rev::next(None, false, br#"{"a":1}"#);
-        assert_eq!(a, Rev::next(None, false, br#"{"a":1}"#));
+        let body = serde_json::json!({"a": 1});
+        let body = body.as_object().unwrap();
+        let a = Rev::next(None, false, body);
+        assert_eq!(a, Rev::next(None, false, body));
         assert_eq!(a.pos, 1);
         assert_eq!(a.id.len(), 32);
         assert!(a
             .id
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
-        assert_ne!(a, Rev::next(None, true, br#"{"a":1}"#));
-        let b = Rev::next(Some(&a), false, br#"{"a":1}"#);
+        assert_ne!(a, Rev::next(None, true, body));
+        let b = Rev::next(Some(&a), false, body);
         assert_eq!(b.pos, 2);
         assert_ne!(b.id, a.id);
+    }
+
+    #[test]
+    fn next_rev_is_couchdbs() {
+        // Recorded from CouchDB 3.5: a first edit, a fake short parent and a
+        // deletion of a hex parent.
+        let body = serde_json::json!({"v": 16});
+        let body = body.as_object().unwrap();
+        let parent = rev("2-fbee243c2ce9f70ff484e5f3e487ec76");
+        assert_eq!(parent.id_bytes().len(), 16);
+        assert_eq!(rev("1-abc").id_bytes(), b"abc");
+        assert_eq!(
+            Rev::next(Some(&parent), true, &Map::new()).to_string(),
+            "3-81eb694b585b9480efe1ebc013257e54"
+        );
+        let first = Rev::next(None, false, body);
+        assert_eq!(first.pos, 1);
+        assert_ne!(first, Rev::next(Some(&rev("1-abc")), false, body));
     }
 
     #[test]

@@ -177,7 +177,7 @@ fn prepare_one(doc: Value, opts: BulkOptions, max_doc_size: usize) -> Result<Pre
             "When `new_edits: false`, the document needs `_rev` or `_revisions` specified",
         ));
     }
-    let guess = Rev::next(doc.revs.first(), doc.deleted, &body);
+    let guess = Rev::next(doc.revs.first(), doc.deleted, &doc.body);
     Ok(Prepared { doc, body, guess })
 }
 
@@ -194,7 +194,7 @@ pub(crate) fn new_doc_id() -> String {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
-    Rev::next(None, false, seed.as_bytes()).id
+    super::revs::hex_digest(seed.as_bytes())
 }
 
 /// Everything a write needs besides the documents.
@@ -372,7 +372,7 @@ fn plan(
     };
     let rev = match parent {
         Some(pi) if Some(&tree.node(pi).rev) != p.doc.revs.first() => {
-            Rev::next(Some(&tree.node(pi).rev), deleted, &p.body)
+            Rev::next(Some(&tree.node(pi).rev), deleted, &p.doc.body)
         }
         _ => p.guess.clone(),
     };
