@@ -750,3 +750,34 @@ fn filters() {
         .unwrap_err();
     assert_eq!(err.status(), 404);
 }
+
+/// A batch spread over several workers keeps one outcome per call, in order.
+#[test]
+fn validate_batch_keeps_order_across_workers() {
+    let pool = JsPool::new(JsConfig {
+        workers: 3,
+        ..JsConfig::default()
+    })
+    .unwrap();
+    let ddoc = json!({"_id": "_design/odd", "validate_doc_update":
+        "function(newDoc) { if (newDoc.n % 3 === 0) throw({forbidden: 'n=' + newDoc.n}); }"});
+    let calls: Vec<ValidateCall> = (0..100)
+        .map(|n| {
+            vdu_call(
+                &ddoc,
+                json!({"_id": format!("d{n}"), "n": n}),
+                None,
+                "u",
+                &[],
+            )
+        })
+        .collect();
+    let outcomes = pool.validate_batch(calls).unwrap();
+    assert_eq!(outcomes.len(), 100);
+    for (n, outcome) in outcomes.iter().enumerate() {
+        match outcome {
+            Ok(()) => assert_ne!(n % 3, 0, "call {n} passed"),
+            Err(e) => assert_eq!(e.reason(), format!("n={n}")),
+        }
+    }
+}

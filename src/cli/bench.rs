@@ -13,6 +13,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use settee::bench_data::OrdersGenerator;
 use settee::js::{JsConfig, JsPool};
+use settee::validation::DocValidator;
 use settee::view::{UpdateMode, ViewEngine, ViewQuery, ViewResponse};
 use settee::{BulkOptions, BulkResult, Database, Error, ReadOptions, Result};
 
@@ -66,22 +67,21 @@ pub(crate) fn run(options: BenchOptions) -> Result<i32> {
 fn bench(path: &Path, options: &BenchOptions) -> Result<Value> {
     let docs = load_docs(options)?;
     let count = docs.len();
-    let db = Database::create(path)?;
-    let started = Instant::now();
-    for chunk in docs.chunks(BATCH) {
-        let results = db.bulk_docs(chunk.to_vec(), BulkOptions::default())?;
-        if let Some(BulkResult::Error { id, error, .. }) = results.iter().find(|r| r.is_error()) {
-            return Err(Error::bad_request(format!(
-                "{id}: {}: {}",
-                error.name(),
-                error.reason()
-            )));
-        }
-    }
-    let import_seconds = started.elapsed().as_secs_f64();
-    drop(docs);
     let pool = JsPool::new(JsConfig::default())?;
     let workers = pool.config().workers;
+    // The same import into a database with one simple validate_doc_update.
+    let validated = Database::create(path.with_file_name(format!(
+        "{}-vdu",
+        path.file_name().map_or("db".into(), |n| n.to_string_lossy())
+    )))?;
+    DocValidator::install(&validated, pool.clone());
+    validated.put(json!({"_id": "_design/rules", "validate_doc_update": VDU}))?;
+    let vdu_seconds = import(&validated, &docs)?;
+    validated.set_validator(None);
+    drop(validated);
+    let db = Database::create(path)?;
+    let import_seconds = import(&db, &docs)?;
+    drop(docs);
     let views = ViewEngine::new(db.clone(), pool);
     let mut results = Vec::new();
     for ddoc in design_docs() {
@@ -100,9 +100,34 @@ fn bench(path: &Path, options: &BenchOptions) -> Result<Value> {
             "docs_per_sec": (count as f64 / import_seconds.max(1e-9)).round(),
             "batch": BATCH,
         },
+        "bulk_insert_with_vdu": {
+            "seconds": round(vdu_seconds),
+            "docs_per_sec": (count as f64 / vdu_seconds.max(1e-9)).round(),
+            "speed_vs_none": round(import_seconds / vdu_seconds.max(1e-9)),
+            "validate_doc_update": VDU,
+        },
         "database_bytes": db.info()?.sizes.file,
         "views": results,
     }))
+}
+
+/// The validation function of the `bulk_insert_with_vdu` measurement.
+const VDU: &str = "function(newDoc, oldDoc, userCtx) { if (newDoc.type === 'order' && !(newDoc.total > 0)) throw({forbidden: 'an order needs a positive total'}); }";
+
+/// Imports `docs` in batches of [`BATCH`]; returns the seconds it took.
+fn import(db: &Database, docs: &[Value]) -> Result<f64> {
+    let started = Instant::now();
+    for chunk in docs.chunks(BATCH) {
+        let results = db.bulk_docs(chunk.to_vec(), BulkOptions::default())?;
+        if let Some(BulkResult::Error { id, error, .. }) = results.iter().find(|r| r.is_error()) {
+            return Err(Error::bad_request(format!(
+                "{id}: {}: {}",
+                error.name(),
+                error.reason()
+            )));
+        }
+    }
+    Ok(started.elapsed().as_secs_f64())
 }
 
 fn load_docs(options: &BenchOptions) -> Result<Vec<Value>> {

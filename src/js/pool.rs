@@ -21,8 +21,9 @@ use super::worker::Worker;
 use super::{DocMapOutput, FunctionKind, JsConfig, MapGroup, ValidateCall};
 use crate::{Error, Result};
 
-/// Fewest documents worth a job of their own when a map batch is split.
-const MIN_DOCS_PER_JOB: usize = 8;
+/// Fewest documents (or validations) worth a job of their own when a batch
+/// is split over the workers.
+const MIN_ITEMS_PER_JOB: usize = 8;
 
 const QUEUED: u8 = 0;
 const RUNNING: u8 = 1;
@@ -161,38 +162,8 @@ impl JsPool {
     /// budget, loop or recursion limit), `map_runtime_error` for
     /// `throw "fatal_error"`, and the name/reason of `throw ["fatal", name, reason]`.
     pub fn map(&self, group: &Arc<MapGroup>, docs: Vec<Value>) -> Result<Vec<DocMapOutput>> {
-        let total = docs.len();
-        let jobs = self
-            .inner
-            .config
-            .workers
-            .min(total.div_ceil(MIN_DOCS_PER_JOB))
-            .max(1);
-        let per_job = total.div_ceil(jobs).max(1);
-        let mut docs = docs.into_iter();
-        let mut pending = Vec::with_capacity(jobs);
-        loop {
-            let chunk: Vec<Value> = docs.by_ref().take(per_job).collect();
-            if chunk.is_empty() && !pending.is_empty() {
-                break;
-            }
-            let group = group.clone();
-            pending.push(self.submit(move |w| w.map(&group, chunk)));
-        }
-        let mut out = Vec::with_capacity(total);
-        let mut failure = None;
-        for p in pending {
-            match self.wait(p) {
-                Ok(rows) => out.extend(rows),
-                Err(e) => {
-                    failure.get_or_insert(e);
-                }
-            }
-        }
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
+        let group = group.clone();
+        self.run_split(docs, move |w, chunk| w.map(&group, chunk))
     }
 
     /// Reduces map rows `(key, docid, value)` with each JavaScript reduce
@@ -259,22 +230,66 @@ impl JsPool {
         self.call(move |w| w.validate(&call))
     }
 
-    /// Runs several validations on one worker (as `_bulk_docs` needs): one
-    /// outcome per call, in order. The outer error is for the pool itself
-    /// (time budget, engine limits).
+    /// Runs several validations (as `_bulk_docs` needs), spread over the
+    /// workers like [`JsPool::map`]: one outcome per call, in order. The outer
+    /// error is for the pool itself (time budget, engine limits).
     pub fn validate_batch(&self, calls: Vec<ValidateCall>) -> Result<Vec<Result<()>>> {
-        self.call(move |w| {
-            let mut out = Vec::with_capacity(calls.len());
-            for call in &calls {
+        self.run_split(calls, |w, chunk: Vec<ValidateCall>| {
+            let mut outcomes = Vec::with_capacity(chunk.len());
+            for call in &chunk {
                 match w.validate(call) {
                     Err(e @ Error::JavaScript { .. }) if e.name() == "os_process_error" => {
                         return Err(e)
                     }
-                    outcome => out.push(outcome),
+                    outcome => outcomes.push(outcome),
                 }
             }
-            Ok(out)
+            Ok(outcomes)
         })
+    }
+
+    /// Splits `items` into one job per worker (at least [`MIN_ITEMS_PER_JOB`]
+    /// items each) running `run`, and concatenates their outputs in order.
+    /// The first failing job's error fails the whole call.
+    fn run_split<T, R, F>(&self, items: Vec<T>, run: F) -> Result<Vec<R>>
+    where
+        T: Send + 'static,
+        R: Send + 'static,
+        F: Fn(&mut Worker, Vec<T>) -> Result<Vec<R>> + Send + Sync + 'static,
+    {
+        let total = items.len();
+        let jobs = self
+            .inner
+            .config
+            .workers
+            .min(total.div_ceil(MIN_ITEMS_PER_JOB))
+            .max(1);
+        let per_job = total.div_ceil(jobs).max(1);
+        let run = Arc::new(run);
+        let mut items = items.into_iter();
+        let mut pending = Vec::with_capacity(jobs);
+        loop {
+            let chunk: Vec<T> = items.by_ref().take(per_job).collect();
+            if chunk.is_empty() && !pending.is_empty() {
+                break;
+            }
+            let run = run.clone();
+            pending.push(self.submit(move |w| run(w, chunk)));
+        }
+        let mut out = Vec::with_capacity(total);
+        let mut failure = None;
+        for p in pending {
+            match self.wait(p) {
+                Ok(part) => out.extend(part),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
     }
 
     /// Runs filter function `name` of `ddoc` over `docs` with request `req`:

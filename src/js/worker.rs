@@ -116,6 +116,8 @@ pub struct Worker {
     groups: Cache<String, Rc<CompiledGroup>>,
     reduces: Cache<String, JsFunction>,
     ddoc_functions: Cache<(String, String, u64), DdocFunction>,
+    /// The last `(userCtx, secObj)` a validation saw, and their frozen JS values.
+    validation_context: Option<(Value, Value, JsValue, JsValue)>,
     /// The job being run, for progress reports to the pool's watchdog.
     pub(super) job: Option<Arc<JobState>>,
 }
@@ -173,6 +175,7 @@ impl Worker {
             groups: Cache::new(config.cache_size),
             reduces: Cache::new(config.cache_size * 4),
             ddoc_functions: Cache::new(config.cache_size * 4),
+            validation_context: None,
             config,
             sink,
             builder,
@@ -317,23 +320,19 @@ impl Worker {
             .get("_id")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        let args = [
-            Some(&call.new_doc),
-            call.old_doc.as_ref(),
-            Some(&call.user_ctx),
-            Some(&call.sec_obj),
-        ];
         let mut js_args = Vec::with_capacity(4);
-        for arg in args {
-            let v = match arg {
+        for doc in [Some(&call.new_doc), call.old_doc.as_ref()] {
+            js_args.push(match doc {
                 Some(v) => self
                     .builder
                     .build(v, false, &mut self.ctx)
                     .map_err(|e| self.engine_error(e))?,
                 None => JsValue::null(),
-            };
-            js_args.push(v);
+            });
         }
+        let (user_ctx, sec_obj) = self.validation_context(&call.user_ctx, &call.sec_obj)?;
+        js_args.push(user_ctx);
+        js_args.push(sec_obj);
         self.tick();
         match f.function.call(&f.ddoc, &js_args, &mut self.ctx) {
             Ok(_) => Ok(()),
@@ -343,6 +342,35 @@ impl Worker {
                 Err(validation_error(thrown))
             }
         }
+    }
+
+    /// `userCtx` and `secObj` as frozen JavaScript objects, reused while they
+    /// stay the same (every document of a bulk write shares them).
+    fn validation_context(
+        &mut self,
+        user_ctx: &Value,
+        sec_obj: &Value,
+    ) -> Result<(JsValue, JsValue)> {
+        if let Some((u, s, js_u, js_s)) = &self.validation_context {
+            if u == user_ctx && s == sec_obj {
+                return Ok((js_u.clone(), js_s.clone()));
+            }
+        }
+        let js_u = self
+            .builder
+            .build(user_ctx, true, &mut self.ctx)
+            .map_err(|e| self.engine_error(e))?;
+        let js_s = self
+            .builder
+            .build(sec_obj, true, &mut self.ctx)
+            .map_err(|e| self.engine_error(e))?;
+        self.validation_context = Some((
+            user_ctx.clone(),
+            sec_obj.clone(),
+            js_u.clone(),
+            js_s.clone(),
+        ));
+        Ok((js_u, js_s))
     }
 
     /// Runs filter `name` of a design document over `docs`.
@@ -451,8 +479,13 @@ impl Worker {
         name: &str,
         source: &str,
     ) -> Result<DdocFunction> {
+        // A stored design document's `_rev` names its content; hashing it
+        // instead of the whole document keeps per-document calls cheap.
         let mut hasher = DefaultHasher::new();
-        ddoc.to_string().hash(&mut hasher);
+        match ddoc.get("_rev").and_then(Value::as_str) {
+            Some(rev) => rev.hash(&mut hasher),
+            None => ddoc.to_string().hash(&mut hasher),
+        }
         let key = (ddoc_id.to_owned(), name.to_owned(), hasher.finish());
         if let Some(f) = self.ddoc_functions.get(&key) {
             return Ok(f.clone());
