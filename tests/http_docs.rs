@@ -350,3 +350,51 @@ fn bad_input_is_refused_and_nothing_stored() {
     );
     assert_eq!(s.admin("GET", "/db/deep", None).status, 200);
 }
+
+#[test]
+fn replicated_bulk_refusals_carry_revs_in_doc_id_order() {
+    let s = Server::start();
+    assert_eq!(s.admin("PUT", "/db", None).status, 201);
+    let vdu = json!({"_id": "_design/v", "validate_doc_update":
+        "function(d) { if (d.deny) throw({forbidden: 'no ' + d._id}); }"});
+    assert_eq!(s.admin("PUT", "/db/_design/v", Some(vdu)).status, 201);
+    // Refused here (an invalid design doc) and by the store's VDU, merged by id.
+    let res = s.admin(
+        "POST",
+        "/db/_bulk_docs",
+        Some(json!({"new_edits": false, "docs": [
+            {"_id": "zz", "_rev": "1-aaa", "deny": true},
+            {"_id": "_design/bad", "_rev": "1-bbb", "views": {"v": {"reduce": "_sum"}}},
+            {"_id": "fine", "_rev": "1-ccc"},
+            {"_id": "B", "_revisions": {"start": 2, "ids": ["ddd", "eee"]}, "deny": true},
+        ]})),
+    );
+    assert_eq!(res.status, 201);
+    assert_eq!(
+        res.json(),
+        json!([
+            {"id": "B", "rev": "2-ddd", "error": "forbidden", "reason": "no B"},
+            {"id": "_design/bad", "rev": "1-bbb", "error": "invalid_design_doc",
+             "reason": "View `v` must contain map function"},
+            {"id": "zz", "rev": "1-aaa", "error": "forbidden", "reason": "no zz"},
+        ])
+    );
+    assert_eq!(s.admin("GET", "/db/fine", None).status, 200);
+    // Interactive refusals have no rev and keep the request order.
+    let res = s.admin(
+        "POST",
+        "/db/_bulk_docs",
+        Some(json!({"docs": [
+            {"_id": "zz", "deny": true},
+            {"_id": "_design/bad", "views": {"v": {"reduce": "_sum"}}},
+        ]})),
+    );
+    assert_eq!(
+        res.json(),
+        json!([
+            {"id": "zz", "error": "forbidden", "reason": "no zz"},
+            {"id": "_design/bad", "error": "invalid_design_doc",
+             "reason": "View `v` must contain map function"},
+        ])
+    );
+}

@@ -219,3 +219,143 @@ fn design_docs_need_admins_and_valid_content() {
     db.put_local("_local/x", json!({"v": 1})).unwrap();
     assert_eq!(db.put(json!({"_id": "plain"})).unwrap_err().reason(), "no");
 }
+
+#[test]
+fn replicated_refusals_come_in_doc_id_order() {
+    let (_d, db) = db();
+    db.put(json!({"_id": "_design/probe", "validate_doc_update": PROBE}))
+        .unwrap();
+    // CouchDB groups a replicated batch by id and reports the refusals in
+    // that order, whatever the request order; repeated ids keep theirs.
+    let results = db
+        .bulk_docs(
+            vec![
+                json!({"_id": "u1", "_rev": "1-aaa", "auth": true}),
+                json!({"_id": "ok", "_rev": "1-bbb"}),
+                json!({"_id": "rep1", "_rev": "1-ccc", "deny": "first"}),
+                json!({"_id": "rep1", "_rev": "1-ddd", "deny": "second"}),
+                json!({"_id": "m", "_revisions": {"start": 3, "ids": ["eee", "fff"]}, "str": true}),
+            ],
+            BulkOptions::replicated(),
+        )
+        .unwrap();
+    let results = serde_json::to_value(results).unwrap();
+    assert_eq!(
+        results,
+        json!([
+            {"id": "m", "rev": "3-eee", "error": "unknown_error", "reason": "plain string"},
+            {"id": "rep1", "rev": "1-ccc", "error": "forbidden", "reason": "denied: first"},
+            {"id": "rep1", "rev": "1-ddd", "error": "forbidden", "reason": "denied: second"},
+            {"id": "u1", "rev": "1-aaa", "error": "unauthorized", "reason": "login please"},
+        ])
+    );
+    assert!(db.get("ok", &ReadOptions::default()).is_ok());
+
+    // Interactive results stay in request order.
+    let results = db
+        .bulk_docs(
+            vec![
+                json!({"_id": "z", "auth": true}),
+                json!({"_id": "a", "deny": "x"}),
+            ],
+            BulkOptions::default(),
+        )
+        .unwrap();
+    let results = serde_json::to_value(results).unwrap();
+    assert_eq!(results[0]["id"], "z");
+    assert_eq!(results[1]["id"], "a");
+}
+
+#[test]
+fn edits_of_deleted_leaves_are_validated_before_the_conflict() {
+    let (_d, db) = db();
+    db.put(json!({"_id": "_design/probe", "validate_doc_update": PROBE}))
+        .unwrap();
+    let r1 = db.put(json!({"_id": "t", "v": 1})).unwrap();
+    let gone = db
+        .delete("t", &settee::Rev::parse(&r1.rev).unwrap())
+        .unwrap();
+
+    // `_rev` names the tombstone: the VDU runs (and sees it as oldDoc) ...
+    let seen = probe(&db, json!({"_id": "t", "_rev": gone.rev, "probe": true}));
+    assert_eq!(seen["oldDoc"]["_deleted"], json!(true));
+    assert_eq!(seen["oldDoc"]["_rev"], json!(gone.rev));
+    let err = db
+        .as_user(user("bob", &[]))
+        .put(json!({"_id": "t", "_rev": gone.rev, "auth": true}))
+        .unwrap_err();
+    assert_eq!((err.status(), err.name()), (401, "unauthorized"));
+    // ... and an accepted edit of a deleted document is then a conflict.
+    let err = db
+        .put(json!({"_id": "t", "_rev": gone.rev, "v": 2}))
+        .unwrap_err();
+    assert_eq!(err.name(), "conflict");
+    // So is deleting it again without `_rev` (only a re-creation may omit it).
+    let err = db.put(json!({"_id": "t", "_deleted": true})).unwrap_err();
+    assert_eq!(err.name(), "conflict");
+    // A `_rev` that is not a leaf is a conflict without validation.
+    let err = db
+        .put(json!({"_id": "t", "_rev": r1.rev, "auth": true}))
+        .unwrap_err();
+    assert_eq!(err.name(), "conflict");
+    assert!(db.get("t", &ReadOptions::default()).is_err());
+
+    // A deleted branch of a live document may be extended.
+    db.bulk_docs(
+        vec![
+            json!({"_id": "b", "_rev": "2-live", "_revisions": {"start": 2, "ids": ["live", "root"]}}),
+            json!({"_id": "b", "_rev": "2-dead", "_revisions": {"start": 2, "ids": ["dead", "root"]}, "_deleted": true}),
+        ],
+        BulkOptions::replicated(),
+    )
+    .unwrap();
+    let revived = db
+        .put(json!({"_id": "b", "_rev": "2-dead", "v": "revived"}))
+        .unwrap();
+    assert!(revived.rev.starts_with("3-"), "{}", revived.rev);
+    let doc = db
+        .get("b", &ReadOptions::default().conflicts(true))
+        .unwrap();
+    assert_eq!(doc["_rev"], json!(revived.rev));
+    assert_eq!(doc["_conflicts"], json!(["2-live"]));
+}
+
+#[test]
+fn vdus_see_the_revisions_the_client_sent() {
+    let (_d, db) = db();
+    db.put(json!({"_id": "_design/probe", "validate_doc_update": PROBE}))
+        .unwrap();
+    let r1 = db.put(json!({"_id": "p", "v": 1})).unwrap();
+    let r2 = db.put(json!({"_id": "p", "_rev": r1.rev, "v": 2})).unwrap();
+    // `_rev` alone: `_revisions` holds just that revision.
+    let seen = probe(&db, json!({"_id": "p", "_rev": r2.rev, "probe": true}));
+    assert_eq!(seen["newDoc"]["_rev"], json!(r2.rev));
+    assert_eq!(
+        seen["newDoc"]["_revisions"],
+        json!({"start": 2, "ids": [&r2.rev[2..]]})
+    );
+    assert_eq!(seen["oldDoc"]["v"], json!(2));
+
+    // Re-creating a deleted document: no `_rev`, no `_revisions`, no oldDoc.
+    db.delete("p", &settee::Rev::parse(&r2.rev).unwrap())
+        .unwrap();
+    let seen = probe(&db, json!({"_id": "p", "probe": true}));
+    assert!(seen["newDoc"].get("_rev").is_none(), "{seen}");
+    assert!(seen["newDoc"].get("_revisions").is_none(), "{seen}");
+    assert_eq!(seen["oldDoc"], Value::Null);
+
+    // Replicated: the given revision and ancestry.
+    let results = db
+        .bulk_docs(
+            vec![json!({"_id": "q", "_revisions": {"start": 3, "ids": ["c", "b"]}, "probe": true})],
+            BulkOptions::replicated(),
+        )
+        .unwrap();
+    let results = serde_json::to_value(results).unwrap();
+    let seen: Value = serde_json::from_str(results[0]["reason"].as_str().unwrap()).unwrap();
+    assert_eq!(seen["newDoc"]["_rev"], json!("3-c"));
+    assert_eq!(
+        seen["newDoc"]["_revisions"],
+        json!({"start": 3, "ids": ["c", "b"]})
+    );
+}

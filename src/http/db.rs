@@ -264,31 +264,30 @@ fn bulk_docs(settee: &Settee, ctx: &DbCtx, req: &Request) -> Result<Reply> {
     } else {
         BulkOptions::replicated()
     };
-    let mut written = ctx.db.bulk_docs(allowed, opts)?.into_iter();
-    let mut rows = Vec::new();
-    for (doc, refusal) in docs.iter().zip(refused) {
-        match refusal {
-            Some(error) => rows.push(to_value(&BulkResult::Error {
-                id: doc
-                    .get("_id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                rev: None,
-                error,
-            })?),
-            None if new_edits => {
-                if let Some(r) = written.next() {
-                    rows.push(to_value(&r)?);
-                }
-            }
-            None => {}
-        }
-    }
-    if !new_edits {
-        rows.extend(written.map(|r| to_value(&r)).collect::<Result<Vec<_>>>()?);
-    }
-    Ok(Reply::json(201, Value::Array(rows)))
+    let written = ctx.db.bulk_docs(allowed, opts)?;
+    let rows: Vec<BulkResult> = if new_edits {
+        // One result per document, in request order.
+        let mut written = written.into_iter();
+        docs.iter()
+            .zip(refused)
+            .filter_map(|(doc, refusal)| match refusal {
+                Some(error) => Some(BulkResult::refusal(doc, error, opts)),
+                None => written.next(),
+            })
+            .collect()
+    } else {
+        // Only the refusals, in document id order like the store's own
+        // (for a repeated id, the ones refused here come first).
+        let mut rows: Vec<BulkResult> = docs
+            .iter()
+            .zip(refused)
+            .filter_map(|(doc, refusal)| Some(BulkResult::refusal(doc, refusal?, opts)))
+            .chain(written)
+            .collect();
+        rows.sort_by(|a, b| a.id().cmp(b.id()));
+        rows
+    };
+    Ok(Reply::json(201, to_value(&rows)?))
 }
 
 /// Whether `doc` names a parent `_rev` of a document that does not exist:

@@ -121,6 +121,15 @@ pub(crate) fn split(doc: Value, new_id: impl FnOnce() -> String) -> Result<Incom
     })
 }
 
+/// The revision a document carries (the first of `_revisions`, else `_rev`),
+/// if it carries a well-formed one.
+pub(crate) fn leaf_rev(doc: &Value) -> Option<Rev> {
+    match doc.get("_revisions") {
+        Some(v) => parse_revisions(v).ok()?.into_iter().next(),
+        None => Rev::from_json(doc.get("_rev")?).ok(),
+    }
+}
+
 fn parse_revisions(v: &Value) -> Result<Vec<Rev>> {
     let bad = || bad_special("_revisions");
     let obj = v.as_object().ok_or_else(bad)?;

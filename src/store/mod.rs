@@ -357,9 +357,10 @@ impl Database {
     /// Writes many documents in one transaction (`POST /{db}/_bulk_docs`).
     ///
     /// Returns one result per document in request order; with
-    /// `new_edits: false`, only the refused documents (as CouchDB). A
-    /// malformed document fails the whole call, as does `new_edits: false`
-    /// without a revision, unless [`BulkOptions::per_doc_errors`] is set.
+    /// `new_edits: false`, only the refused documents, ordered by document
+    /// id (as CouchDB). A malformed document fails the whole call, as does
+    /// `new_edits: false` without a revision, unless
+    /// [`BulkOptions::per_doc_errors`] is set.
     ///
     /// ```
     /// use serde_json::json;
@@ -450,7 +451,13 @@ impl Database {
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| Error::Corrupt("bulk write lost a result".into()))?
         } else {
-            slots.into_iter().flatten().chain(written).collect()
+            // Only the refusals, in document id order (stable for repeated
+            // ids): CouchDB groups a replicated batch by id
+            // (`couch_db:group_alike_docs/1`) and reports the errors that
+            // validation collected in that order.
+            let mut refused: Vec<BulkResult> = slots.into_iter().flatten().chain(written).collect();
+            refused.sort_by(|a, b| a.id().cmp(b.id()));
+            refused
         };
         self.publish(events);
         Ok(results)

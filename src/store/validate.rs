@@ -49,9 +49,12 @@ impl Default for UserCtx {
 pub struct ValidationRequest<'a> {
     /// The document id.
     pub id: &'a str,
-    /// The new revision as `validate_doc_update` sees it: `_id`, `_rev` (the
-    /// parent revision; absent for a new document), the body, `_deleted: true`
-    /// for deletions, and `_revisions` (the parent's ancestry) when there is a parent.
+    /// The new revision as `validate_doc_update` sees it: the document as the
+    /// client sent it, before a new revision is generated. `_id`, `_rev` (the
+    /// client's: the parent revision of an interactive edit, the new leaf of a
+    /// replicated one; absent when it sent none, as for a new or re-created
+    /// document), the body, `_deleted: true` for deletions, and `_revisions`
+    /// (the client's revision list: just `_rev`'s id unless it sent `_revisions`).
     pub new_doc: Value,
     /// The stored parent revision; `None` for a new document and when a
     /// deleted document is re-created.

@@ -91,6 +91,32 @@ impl BulkResult {
     pub fn is_error(&self) -> bool {
         matches!(self, BulkResult::Error { .. })
     }
+
+    /// The document id.
+    pub fn id(&self) -> &str {
+        match self {
+            BulkResult::Ok(u) => &u.id,
+            BulkResult::Error { id, .. } => id,
+        }
+    }
+
+    /// The error result for a document refused before it reached the store
+    /// (e.g. by an access check), labelled as the store labels its own
+    /// refusals: with the document's `_id` (empty if it has none) and, for
+    /// replicated writes (`opts.new_edits == false`), the revision it
+    /// carries (`_revisions` wins over `_rev`).
+    pub fn refusal(doc: &Value, error: Error, opts: BulkOptions) -> BulkResult {
+        let id = doc
+            .get("_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let rev = (!opts.new_edits)
+            .then(|| doc::leaf_rev(doc))
+            .flatten()
+            .map(|r| r.to_string());
+        BulkResult::Error { id, rev, error }
+    }
 }
 
 impl Serialize for BulkResult {
@@ -214,6 +240,10 @@ struct Plan {
     old_doc: Option<usize>,
     /// Whether anything changes (a replicated revision may already be stored).
     changed: bool,
+    /// Validated, then refused as a conflict: CouchDB's updater refuses an
+    /// edit of a deleted document only after the VDUs accepted it (an edit
+    /// whose `_rev` is one of its tombstones, or a deletion without `_rev`).
+    conflict_after_validation: bool,
 }
 
 /// Writes prepared documents in the open transaction. Returns one result per
@@ -264,6 +294,10 @@ pub(crate) fn write_batch(
         ordered.sort_by(|(a, _), (b, _)| docs[a.idx].doc.id.cmp(&docs[b.idx].doc.id));
         for (plan, verdict) in ordered {
             let p = &docs[plan.idx];
+            let verdict = match (verdict, plan.conflict_after_validation) {
+                (Ok(()), true) => Err(Error::Conflict),
+                (verdict, _) => verdict,
+            };
             if let Err(error) = verdict {
                 results[plan.idx] = Some(refused(p, error, ctx.new_edits));
                 continue;
@@ -350,8 +384,16 @@ fn plan(
             leaf,
             old_doc,
             changed,
+            conflict_after_validation: false,
         }));
     }
+    // CouchDB (`couch_db:prep_and_validate_update/5`) validates an edit whose
+    // `_rev` is any leaf, live or deleted, with that leaf as `oldDoc`; a
+    // `_rev` that is not a leaf is a conflict without validation. The
+    // updater (`couch_db_updater:merge_rev_tree/4`) then refuses, as a
+    // conflict, any edit of a deleted document other than a re-creation
+    // without `_rev`.
+    let doc_deleted = record.is_some() && tree.is_deleted();
     let (parent, old_doc) = match (&record, p.doc.revs.first()) {
         (None, None) => (None, None),
         (None, Some(_)) => {
@@ -364,10 +406,10 @@ fn plan(
             (parent, None)
         }
         (Some(_), Some(rev)) => match tree.find(rev) {
-            Some(i) if tree.is_leaf(i) && !tree.node(i).deleted => (Some(i), Some(i)),
+            Some(i) if tree.is_leaf(i) => (Some(i), Some(i)),
             _ => return Ok(Err(Error::Conflict)),
         },
-        (Some(_), None) if tree.is_deleted() => (Some(tree.winner()), None),
+        (Some(_), None) if doc_deleted => (Some(tree.winner()), None),
         (Some(_), None) => return Ok(Err(Error::Conflict)),
     };
     let rev = match parent {
@@ -380,6 +422,7 @@ fn plan(
         return Ok(Err(Error::Conflict));
     }
     let leaf = tree.push(parent, rev, deleted, true);
+    let recreation = p.doc.revs.is_empty() && !deleted;
     Ok(Ok(Plan {
         idx,
         record,
@@ -387,6 +430,7 @@ fn plan(
         leaf,
         old_doc,
         changed: true,
+        conflict_after_validation: doc_deleted && !recreation,
     }))
 }
 
@@ -422,7 +466,7 @@ fn validate(
         };
         reqs.push(ValidationRequest {
             id: &p.doc.id,
-            new_doc: validation_doc(p, plan, ctx.new_edits),
+            new_doc: validation_doc(p),
             old_doc,
             user: ctx.user,
         });
@@ -443,26 +487,28 @@ fn validate(
     Ok(verdicts)
 }
 
-/// The new document as a validator sees it (see [`ValidationRequest::new_doc`]).
-fn validation_doc(p: &Prepared, plan: &Plan, new_edits: bool) -> Value {
-    let tree = &plan.tree;
-    // Interactive edits show the parent as `_rev`; replicated ones their own leaf.
-    let shown = if new_edits {
-        tree.node(plan.leaf).parent.map(|i| i as usize)
-    } else {
-        Some(plan.leaf)
-    };
+/// The new document as a validator sees it (see [`ValidationRequest::new_doc`]):
+/// CouchDB validates the document as the client sent it, before any new
+/// revision exists, so `_rev` and `_revisions` are the client's revisions
+/// (the parent for an interactive edit, the new leaf for a replicated one)
+/// and are absent when it sent none, also when a deleted document is re-created.
+fn validation_doc(p: &Prepared) -> Value {
+    let revs = &p.doc.revs;
     let mut m = Map::with_capacity(p.doc.body.len() + 4);
     m.insert("_id".into(), Value::String(p.doc.id.clone()));
-    if let Some(i) = shown {
-        m.insert("_rev".into(), Value::String(tree.node(i).rev.to_string()));
+    if let Some(first) = revs.first() {
+        m.insert("_rev".into(), Value::String(first.to_string()));
     }
     m.extend(p.doc.body.iter().map(|(k, v)| (k.clone(), v.clone())));
     if p.doc.deleted {
         m.insert("_deleted".into(), Value::Bool(true));
     }
-    if let Some(i) = shown {
-        m.insert("_revisions".into(), tree.revisions_json(i));
+    if let Some(first) = revs.first() {
+        let ids: Vec<Value> = revs.iter().map(|r| Value::String(r.id.clone())).collect();
+        m.insert(
+            "_revisions".into(),
+            serde_json::json!({"start": first.pos, "ids": ids}),
+        );
     }
     Value::Object(m)
 }
