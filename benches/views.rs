@@ -23,7 +23,8 @@ fn engine(dir: &std::path::Path) -> ViewEngine {
     let db = Database::create(dir.join("db")).unwrap();
     let docs: Vec<_> = OrdersGenerator::new(42).take(DOCS).collect();
     for chunk in docs.chunks(5_000) {
-        db.bulk_docs(chunk.to_vec(), BulkOptions::default()).unwrap();
+        db.bulk_docs(chunk.to_vec(), BulkOptions::default())
+            .unwrap();
     }
     db.put(json!({"_id": "_design/simple", "views": {"v": {
         "map": "function(doc){ if(doc.type==='order') emit(doc.customer, doc.total); }",
