@@ -553,3 +553,65 @@ fn shared_index_rebuild_and_cleanup() {
     assert_eq!(removed, vec![t.group.signature.clone()]);
     assert!(!dir.exists());
 }
+
+/// Integer literals beyond `serde_json`'s range keep their exact value in
+/// query keys, as CouchDB's bignums do: they match no emitted double, and
+/// ranges start and end exactly there (golden A_collation_numbers 31 and 67).
+#[test]
+fn big_integer_query_keys_are_exact() {
+    let f = fixture();
+    f.put_all(vec![
+        json!({"_id": "a", "k": -12345678901234567890i128 as f64}),
+        json!({"_id": "b", "k": -1e19}),
+        json!({"_id": "c", "k": 1}),
+        json!({"_id": "_design/t", "views": {
+            "v": {"map": "function(doc) { emit(doc.k, doc._id); }"},
+            "count": {"map": "function(doc) { emit(doc.k, 1); }", "reduce": "_count"}}}),
+    ]);
+    let pairs = |k: &str, v: &str| ViewQuery::from_query_pairs([(k, v)]).unwrap();
+    // The emitted double is -12345678901234567168.
+    assert_eq!(
+        ids(&f.query("v", pairs("key", "-12345678901234567890"))),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(&f.query("v", pairs("key", "-12345678901234567168"))),
+        vec!["a"]
+    );
+    assert_eq!(
+        ids(&f.query("v", pairs("key", "-1.2345678901234567e19"))),
+        vec!["a"]
+    );
+    // -12345678901234567890 < -12345678901234567168: a range from it includes "a".
+    assert_eq!(
+        ids(&f.query("v", pairs("startkey", "-12345678901234567890"))),
+        vec!["a", "b", "c"]
+    );
+    assert_eq!(
+        ids(&f.query("v", pairs("startkey", "-12345678901234567000"))),
+        vec!["b", "c"]
+    );
+    assert_eq!(
+        ids(&f.query("v", pairs("endkey", "-12345678901234567890"))),
+        Vec::<String>::new()
+    );
+    // POST bodies: the text is needed, per key and inside arrays.
+    let text = r#"{"keys": [3, -12345678901234567890, 1], "group": true}"#;
+    let mut q = ViewQuery::new();
+    q.apply_body_text(&serde_json::from_str(text).unwrap(), Some(text))
+        .unwrap();
+    assert_eq!(keys(&f.query("count", q)), vec![json!(1)]);
+    let text = r#"{"key": -12345678901234567890}"#;
+    let mut q = ViewQuery::new();
+    q.apply_body_text(&serde_json::from_str(text).unwrap(), Some(text))
+        .unwrap();
+    assert_eq!(f.query("v", q)["rows"], json!([]));
+    // Without the text, the key is the rounded double.
+    assert_eq!(
+        ids(&f.query(
+            "v",
+            ViewQuery::from_body(&serde_json::from_str(text).unwrap()).unwrap()
+        )),
+        vec!["a"]
+    );
+}

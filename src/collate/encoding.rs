@@ -16,7 +16,7 @@
 //! another, so concatenations compare element by element; the `0x00` container
 //! terminator is below every tag, so a proper prefix sorts first.
 
-use super::number::{write_number_body, Sign};
+use super::number::{write_int_body, write_number_body, Sign};
 use super::rules::Rules;
 use serde_json::map::Iter as MemberIter;
 use serde_json::Value;
@@ -37,8 +37,20 @@ enum Frame<'a> {
 
 /// Appends the encoding of `value` under the collation `R`.
 pub(crate) fn encode_with<R: Rules>(value: &Value, out: &mut Vec<u8>) {
+    encode_exact_with::<R>(value, &[], out)
+}
+
+/// [`encode_with`], where the `k`-th number of `value` (in document order)
+/// is the integer `exact[k]` when that is `Some`: the exact value of an
+/// integer literal `serde_json` had to round to a float.
+pub(crate) fn encode_exact_with<R: Rules>(
+    value: &Value,
+    exact: &[Option<i128>],
+    out: &mut Vec<u8>,
+) {
+    let mut numbers = NumberWriter { exact, seen: 0 };
     let mut stack = Vec::new();
-    encode_step::<R>(value, out, &mut stack);
+    encode_step::<R>(value, out, &mut stack, &mut numbers);
     while let Some(frame) = stack.last_mut() {
         let next = match frame {
             Frame::Array(items) => items.next(),
@@ -48,7 +60,7 @@ pub(crate) fn encode_with<R: Rules>(value: &Value, out: &mut Vec<u8>) {
             }),
         };
         match next {
-            Some(v) => encode_step::<R>(v, out, &mut stack),
+            Some(v) => encode_step::<R>(v, out, &mut stack, &mut numbers),
             None => {
                 out.push(CONTAINER_END);
                 stack.pop();
@@ -57,15 +69,37 @@ pub(crate) fn encode_with<R: Rules>(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// Writes numbers, with the exact integers that replace some of them.
+struct NumberWriter<'e> {
+    exact: &'e [Option<i128>],
+    seen: usize,
+}
+
+impl NumberWriter<'_> {
+    fn write(&mut self, n: &serde_json::Number, out: &mut Vec<u8>) -> Sign {
+        let exact = self.exact.get(self.seen).copied().flatten();
+        self.seen += 1;
+        match exact {
+            Some(i) => write_int_body(i, out),
+            None => write_number_body(n, out),
+        }
+    }
+}
+
 /// Writes a scalar completely, or the tag of a container and pushes its frame.
-fn encode_step<'a, R: Rules>(value: &'a Value, out: &mut Vec<u8>, stack: &mut Vec<Frame<'a>>) {
+fn encode_step<'a, R: Rules>(
+    value: &'a Value,
+    out: &mut Vec<u8>,
+    stack: &mut Vec<Frame<'a>>,
+    numbers: &mut NumberWriter<'_>,
+) {
     let tag = tag_of(R::rank(value));
     match value {
         Value::Null | Value::Bool(_) => out.push(tag),
         Value::Number(n) => {
             let at = out.len();
             out.push(tag);
-            out[at] = match write_number_body(n, out) {
+            out[at] = match numbers.write(n, out) {
                 Sign::Negative => tag - 1,
                 Sign::Zero => tag,
                 Sign::Positive => tag + 1,

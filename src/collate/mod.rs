@@ -62,9 +62,12 @@
 //!
 //! Numbers: `serde_json` (without `arbitrary_precision`) reads JSON integers
 //! beyond the `i64`/`u64` range as floats, while CouchDB keeps them as exact
-//! bignums. So a query for `key=-12345678901234567890` matches an emitted
-//! `-1.2345678901234567e19` in settee but not in CouchDB (golden
-//! A_collation_numbers step 31). Keys emitted by JavaScript are doubles anyway.
+//! bignums. Keys emitted by JavaScript are doubles anyway, but a query key
+//! like `key=-12345678901234567890` must match no row (golden
+//! A_collation_numbers steps 31 and 67): [`ExactIntegers`] recovers such
+//! integers from the query's JSON text and [`Collation::encode_exact`] encodes
+//! them exactly. Documents stored with such integers still hold the rounded
+//! float.
 //!
 //! The ASCII table in CouchDB's `collation.rst` is stale: libicu 72, ICU4X and
 //! CouchDB's recorded responses all put `` ` `` and `^` after `%`. Should a
@@ -131,6 +134,7 @@
 //! ```
 
 mod encoding;
+mod exact;
 mod han;
 mod icu;
 mod index_key;
@@ -143,6 +147,7 @@ use rules::{RawRules, UnicodeRules};
 use serde_json::Value;
 use std::cmp::Ordering;
 
+pub use exact::ExactIntegers;
 pub use index_key::{
     index_key_prefix, position_after, position_before, row_key, HIGHEST_KEY, LMDB_MAX_KEY_LEN,
     ROW_SUFFIX_FIXED_LEN,
@@ -181,6 +186,21 @@ impl Collation {
         match self {
             Collation::Unicode => encode(key, out),
             Collation::Raw => encode_raw(key, out),
+        }
+    }
+
+    /// [`Collation::encode`] for a key parsed from JSON text that held
+    /// integers beyond `serde_json`'s range: `exact` (from
+    /// [`ExactIntegers::scan`] of that text) restores their values. Ignored
+    /// when it does not fit `key`.
+    pub fn encode_exact(self, key: &Value, exact: Option<&ExactIntegers>, out: &mut Vec<u8>) {
+        let exact = match exact {
+            Some(e) if e.fits(key) => e.as_slice(),
+            _ => &[],
+        };
+        match self {
+            Collation::Unicode => encoding::encode_exact_with::<UnicodeRules>(key, exact, out),
+            Collation::Raw => encoding::encode_exact_with::<RawRules>(key, exact, out),
         }
     }
 }

@@ -81,7 +81,18 @@ pub(crate) const NUMBER_BODY_LEN: usize = 10;
 /// significant bits after the leading one, so the body is exact, and equal values
 /// (`3`, `3.0`) get identical bodies whatever their representation.
 pub(crate) fn write_number_body(n: &Number, out: &mut Vec<u8>) -> Sign {
-    let (negative, exponent, mantissa) = match Num::of(n) {
+    write_num_body(Num::of(n), out)
+}
+
+/// [`write_number_body`] for an integer `serde_json` cannot hold (beyond the
+/// `i64`/`u64` range): exact below 2^65 in magnitude, and ordered correctly
+/// against every float and other integer up to 2^127.
+pub(crate) fn write_int_body(i: i128, out: &mut Vec<u8>) -> Sign {
+    write_num_body(Num::Int(i), out)
+}
+
+fn write_num_body(num: Num, out: &mut Vec<u8>) -> Sign {
+    let (negative, exponent, mantissa) = match num {
         Num::Int(0) => return Sign::Zero,
         Num::Int(i) => {
             let (p, m) = split_magnitude(i.unsigned_abs());

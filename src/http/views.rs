@@ -48,7 +48,8 @@ fn view_query(req: &Request) -> Result<ViewQuery> {
         if body.get("keys").is_some_and(|k| !k.is_array()) {
             return Err(Error::bad_request("`keys` member must be an array."));
         }
-        q.apply_body(&body)?;
+        // The text keeps the exact value of integers beyond serde_json's range.
+        q.apply_body_text(&body, std::str::from_utf8(&req.body).ok())?;
     }
     Ok(q)
 }

@@ -8,6 +8,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::collate::ExactIntegers;
 use crate::error::{Error, Result};
 use crate::view::reduce::GroupLevel;
 
@@ -80,6 +81,18 @@ pub struct ViewQuery {
     pub sorted: bool,
     /// `attachments`: accepted for compatibility (settee stores no attachments).
     pub attachments: bool,
+    /// Exact values of integers in the key parameters that `serde_json`
+    /// rounded (kept from the parameters' JSON text).
+    exact: ExactKeys,
+}
+
+/// [`ExactIntegers`] of the key parameters, when their JSON text had any.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct ExactKeys {
+    start: Option<ExactIntegers>,
+    end: Option<ExactIntegers>,
+    /// Parallel to `keys` (empty when no key needs it).
+    keys: Vec<Option<ExactIntegers>>,
 }
 
 impl ViewQuery {
@@ -95,25 +108,45 @@ impl ViewQuery {
     pub fn key(mut self, key: Value) -> Self {
         self.start_key = Some(key.clone());
         self.end_key = Some(key);
+        self.exact.start = None;
+        self.exact.end = None;
         self
     }
 
     /// `keys=[..]`: rows for each of these keys, in the order given.
     pub fn keys(mut self, keys: Vec<Value>) -> Self {
         self.keys = Some(keys);
+        self.exact.keys.clear();
         self
     }
 
     /// `startkey`.
     pub fn start_key(mut self, key: Value) -> Self {
         self.start_key = Some(key);
+        self.exact.start = None;
         self
     }
 
     /// `endkey`.
     pub fn end_key(mut self, key: Value) -> Self {
         self.end_key = Some(key);
+        self.exact.end = None;
         self
+    }
+
+    /// The exact integers of the start key's JSON text (see [`ExactIntegers`]).
+    pub(crate) fn exact_start(&self) -> Option<&ExactIntegers> {
+        self.exact.start.as_ref()
+    }
+
+    /// The exact integers of the end key's JSON text.
+    pub(crate) fn exact_end(&self) -> Option<&ExactIntegers> {
+        self.exact.end.as_ref()
+    }
+
+    /// The exact integers of the `i`-th of `keys`.
+    pub(crate) fn exact_key(&self, i: usize) -> Option<&ExactIntegers> {
+        self.exact.keys.get(i).and_then(Option::as_ref)
     }
 
     /// `startkey_docid`.
@@ -232,6 +265,24 @@ impl ViewQuery {
     /// Applies a POST body on top of this query (CouchDB parses the body first,
     /// then lets the query string override it).
     pub fn apply_body(&mut self, body: &Value) -> Result<()> {
+        self.apply_body_text(body, None)
+    }
+
+    /// [`ViewQuery::apply_body`] for a body parsed from `text`: integers in
+    /// the keys beyond `serde_json`'s range keep their exact values, as
+    /// CouchDB's bignums do (`{"key": -12345678901234567890}` matches no
+    /// emitted double).
+    ///
+    /// ```
+    /// use serde_json::Value;
+    /// use settee::view::ViewQuery;
+    /// let text = r#"{"key": -12345678901234567890}"#;
+    /// let body: Value = serde_json::from_str(text).unwrap();
+    /// let mut q = ViewQuery::new();
+    /// q.apply_body_text(&body, Some(text)).unwrap();
+    /// assert!(q.start_key.is_some());
+    /// ```
+    pub fn apply_body_text(&mut self, body: &Value, text: Option<&str>) -> Result<()> {
         let members = body
             .as_object()
             .ok_or_else(|| Error::bad_request("Request body must be a JSON object"))?;
@@ -240,8 +291,13 @@ impl ViewQuery {
                 return Err(Error::bad_request("`keys` member must be an array."));
             }
         }
-        for (name, value) in members {
-            self.apply(name, ParamValue::Json(value))?;
+        let exact = text
+            .and_then(ExactIntegers::scan)
+            .and_then(|e| e.split(members.values()))
+            .unwrap_or_default();
+        for (i, (name, value)) in members.iter().enumerate() {
+            let exact = exact.get(i).and_then(Option::as_ref);
+            self.apply(name, ParamValue::Json(value), exact)?;
         }
         self.collapse_single_key();
         Ok(())
@@ -253,7 +309,7 @@ impl ViewQuery {
         I: IntoIterator<Item = (&'a str, &'a str)>,
     {
         for (name, value) in pairs {
-            self.apply(name, ParamValue::Text(value))?;
+            self.apply(name, ParamValue::Text(value), None)?;
         }
         self.collapse_single_key();
         Ok(())
@@ -264,26 +320,52 @@ impl ViewQuery {
         if let Some(keys) = &self.keys {
             if keys.len() == 1 {
                 let key = keys[0].clone();
+                let exact = self.exact.keys.first().cloned().flatten();
                 self.keys = None;
+                self.exact.keys.clear();
                 self.start_key = Some(key.clone());
                 self.end_key = Some(key);
+                self.exact.start = exact.clone();
+                self.exact.end = exact;
             }
         }
     }
 
-    fn apply(&mut self, name: &str, value: ParamValue<'_>) -> Result<()> {
+    /// Applies one parameter. `exact` holds the exact integers of a body
+    /// member's JSON text; a query-string value is its own text.
+    fn apply(
+        &mut self,
+        name: &str,
+        value: ParamValue<'_>,
+        exact: Option<&ExactIntegers>,
+    ) -> Result<()> {
+        let exact = match value {
+            ParamValue::Text(text) => ExactIntegers::scan(text),
+            ParamValue::Json(_) => exact.cloned(),
+        };
         match name {
             "key" => {
                 let key = value.json()?;
                 self.start_key = Some(key.clone());
                 self.end_key = Some(key);
+                self.exact.start = exact.clone();
+                self.exact.end = exact;
             }
             "keys" => match value.json()? {
-                Value::Array(keys) => self.keys = Some(keys),
+                Value::Array(keys) => {
+                    self.exact.keys = exact.and_then(|e| e.split(&keys)).unwrap_or_default();
+                    self.keys = Some(keys);
+                }
                 _ => return Err(Error::query_parse("`keys` must be an array of strings.")),
             },
-            "startkey" | "start_key" => self.start_key = Some(value.json()?),
-            "endkey" | "end_key" => self.end_key = Some(value.json()?),
+            "startkey" | "start_key" => {
+                self.start_key = Some(value.json()?);
+                self.exact.start = exact;
+            }
+            "endkey" | "end_key" => {
+                self.end_key = Some(value.json()?);
+                self.exact.end = exact;
+            }
             "startkey_docid" | "start_key_doc_id" => self.start_key_docid = Some(value.text()),
             "endkey_docid" | "end_key_doc_id" => self.end_key_docid = Some(value.text()),
             "limit" => self.limit = Some(value.non_negative_int()?),

@@ -8,10 +8,10 @@ use heed::{RoTxn, WithoutTls};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::collate::{position_after, position_before, Collation};
+use crate::collate::{position_after, position_before, Collation, ExactIntegers};
 use crate::error::{Error, Result};
 use crate::view::index::{IndexStore, StoredRow};
-use crate::view::query::ResolvedQuery;
+use crate::view::query::{ResolvedQuery, ViewQuery};
 use crate::view::reduce::{group_key, same_group, GroupLevel};
 
 /// One row of a map query (`{"id", "key", "value"[, "doc"]}`).
@@ -86,9 +86,10 @@ struct Range {
 }
 
 impl TreeReader<'_> {
-    fn encode(&self, key: &Value) -> Vec<u8> {
+    /// A query key's encoding, with the exact integers of its JSON text.
+    fn encode(&self, key: &Value, exact: Option<&ExactIntegers>) -> Vec<u8> {
         let mut out = Vec::new();
-        self.collation.encode(key, &mut out);
+        self.collation.encode_exact(key, exact, &mut out);
         out
     }
 
@@ -96,7 +97,7 @@ impl TreeReader<'_> {
     fn ranges(&self, query: &ResolvedQuery) -> Result<Vec<Range>> {
         let q = &query.options;
         if let Some(keys) = &q.keys {
-            let mut keys: Vec<&Value> = keys.iter().collect();
+            let mut keys: Vec<(usize, &Value)> = keys.iter().enumerate().collect();
             // CouchDB's map coordinator walks the keys backwards when
             // descending; its reduce coordinator keeps the order given.
             if q.descending && !query.reduce {
@@ -104,24 +105,32 @@ impl TreeReader<'_> {
             }
             return Ok(keys
                 .into_iter()
-                .map(|k| self.range(query, Some(k), Some(k)))
+                .map(|(i, k)| {
+                    let key = Some(self.encode(k, q.exact_key(i)));
+                    self.range(query, key.clone(), key)
+                })
                 .collect());
         }
         self.check_range(query)?;
-        Ok(vec![self.range(
-            query,
-            q.start_key.as_ref(),
-            q.end_key.as_ref(),
-        )])
+        let (start, end) = self.bounds(q);
+        Ok(vec![self.range(query, start, end)])
     }
 
-    fn range(&self, query: &ResolvedQuery, start: Option<&Value>, end: Option<&Value>) -> Range {
+    /// The encoded start and end keys.
+    fn bounds(&self, q: &ViewQuery) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        (
+            q.start_key
+                .as_ref()
+                .map(|k| self.encode(k, q.exact_start())),
+            q.end_key.as_ref().map(|k| self.encode(k, q.exact_end())),
+        )
+    }
+
+    fn range(&self, query: &ResolvedQuery, start: Option<Vec<u8>>, end: Option<Vec<u8>>) -> Range {
         let q = &query.options;
         let skd = q.start_key_docid.as_deref();
         let ekd = q.end_key_docid.as_deref();
         let inclusive = query.inclusive_end();
-        let start = start.map(|k| self.encode(k));
-        let end = end.map(|k| self.encode(k));
         if q.descending {
             Range {
                 upper: start.map(|k| position_after(&k, skd)),
@@ -151,28 +160,28 @@ impl TreeReader<'_> {
     /// error, unless the two keys are identical.
     fn check_range(&self, query: &ResolvedQuery) -> Result<()> {
         let q = &query.options;
-        let (Some(start), Some(end)) = (&q.start_key, &q.end_key) else {
-            return Ok(());
-        };
-        if start == end {
+        if q.start_key.is_none() || q.end_key.is_none() || q.start_key == q.end_key {
             return Ok(());
         }
+        let (Some(start), Some(end)) = self.bounds(q) else {
+            return Ok(());
+        };
         // Pairs (key, doc id) with CouchDB's default doc ids: <<>> is below every
         // id, <<255>> above.
-        let pair = |key: &Value, id: Option<&str>, high: bool| match (id, high) {
-            (Some(id), _) => position_before(&self.encode(key), Some(id)),
-            (None, false) => position_before(&self.encode(key), None),
-            (None, true) => position_after(&self.encode(key), None),
+        let pair = |key: &[u8], id: Option<&str>, high: bool| match (id, high) {
+            (Some(id), _) => position_before(key, Some(id)),
+            (None, false) => position_before(key, None),
+            (None, true) => position_after(key, None),
         };
         let skd = q.start_key_docid.as_deref();
         let ekd = q.end_key_docid.as_deref();
         if q.descending {
-            if pair(start, skd, true) < pair(end, ekd, false) {
+            if pair(&start, skd, true) < pair(&end, ekd, false) {
                 return Err(Error::query_parse(
                     "No rows can match your key range, reverse your start_key and end_key or set descending=false",
                 ));
             }
-        } else if pair(start, skd, false) >= pair(end, ekd, true) {
+        } else if pair(&start, skd, false) >= pair(&end, ekd, true) {
             return Err(Error::query_parse(
                 "No rows can match your key range, reverse your start_key and end_key or set descending=true",
             ));
