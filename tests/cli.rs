@@ -579,7 +579,8 @@ fn bench_reports_builds_queries_and_checks_results() {
         assert!(view["build_seconds"].as_f64().unwrap() > 0.0, "{view}");
         assert!(view["index_bytes"].as_u64().unwrap() > 0, "{view}");
         for q in [
-            "single_key",
+            "single_key_first",
+            "single_key_middle",
             "page_100_rows",
             "reduce_whole_view",
             "group_level_1",

@@ -173,15 +173,22 @@ fn bench_view(views: &ViewEngine, ddoc: &str, docs: usize, runs: usize) -> Resul
     let index_bytes = views.info(ddoc)?.view_index.sizes.file;
     let stale = ViewQuery::new().update(UpdateMode::False);
     let total = reduce_value(&views.query(ddoc, "v", &stale)?);
-    // A key that exists: the first row's.
-    let first = views.query(ddoc, "v", &stale.clone().reduce(false).limit(1))?;
-    let key = match &first {
-        ViewResponse::Map { rows, .. } => rows.first().map(|r| r.key.clone()),
-        ViewResponse::Reduce { .. } => None,
-    }
-    .unwrap_or(Value::Null);
+    // Keys that exist: the first row's, and the middle row's (whose
+    // `offset` counts half the view: settee counts rows, where CouchDB's
+    // B-tree keeps counts per node).
+    let key_at = |skip: u64| -> Result<Value> {
+        let row = views.query(ddoc, "v", &stale.clone().reduce(false).skip(skip).limit(1))?;
+        Ok(match &row {
+            ViewResponse::Map { rows, .. } => rows.first().map(|r| r.key.clone()),
+            ViewResponse::Reduce { .. } => None,
+        }
+        .unwrap_or(Value::Null))
+    };
+    let first = key_at(0)?;
+    let middle = key_at(rows / 2)?;
     let queries = [
-        ("single_key", stale.clone().key(key.clone()).reduce(false)),
+        ("single_key_first", stale.clone().key(first).reduce(false)),
+        ("single_key_middle", stale.clone().key(middle).reduce(false)),
         ("page_100_rows", stale.clone().reduce(false).limit(100)),
         ("reduce_whole_view", stale.clone()),
         ("group_level_1", stale.clone().group_level(1)),
