@@ -672,20 +672,18 @@ fn remove_index_if(path: &Path, still_wanted: impl FnOnce() -> Result<bool>) -> 
         }
         open.remove(path)
     };
-    let result = (|| {
-        if let Some(group) = closed {
-            // Let a running pass finish before the files go.
-            drop(group.updating.lock());
-            drop(group);
-        }
-        // heed closes an environment after its last handle drops, which may
-        // be a query still reading: wait for that.
-        wait_for_close(path);
-        match std::fs::remove_dir_all(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-            _ => Ok(true),
-        }
-    })();
+    if let Some(group) = closed {
+        // Let a running pass finish before the files go.
+        drop(group.updating.lock());
+        drop(group);
+    }
+    // heed closes an environment after its last handle drops, which may be a
+    // query still reading: wait for that.
+    wait_for_close(path);
+    let result = match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(true),
+    };
     let (lock, removed) = removals();
     lock.lock().expect("removals lock").remove(path);
     removed.notify_all();
