@@ -31,5 +31,5 @@ pub use store::{
     AllDocsQuery, AllDocsResponse, AllDocsRow, BulkOptions, BulkResult, ChangeEvent, ChangeRev,
     ChangeRow, ChangesFilter, ChangesQuery, ChangesResponse, ChangesStyle, Database, DbInfo,
     DbSizes, DocUpdate, IndexChange, OpenMode, OpenRev, OpenRevs, PreparedBatch, ReadOptions, Rev,
-    RevsDiff, Since, StoreOptions, UpdateValidator, UserCtx, ValidationRequest,
+    RevsDiff, Since, StoreOptions, UpdateValidator, UserCtx, ValidationRequest, WeakDatabase,
 };

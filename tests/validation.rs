@@ -27,6 +27,7 @@ const PROBE: &str = r#"function(newDoc, oldDoc, userCtx, secObj) {
     if (newDoc.deny) throw({forbidden: 'denied: ' + newDoc.deny});
     if (newDoc.auth) throw({unauthorized: 'login please'});
     if (newDoc.str) throw('plain string');
+    if (newDoc.other) throw({other: newDoc.other});
     if (newDoc._deleted && oldDoc && oldDoc.keep) throw({forbidden: 'keep me'});
 }"#;
 
@@ -75,8 +76,29 @@ fn vdu_outcomes_and_arguments() {
     );
     let err = db.put(json!({"_id": "x", "auth": true})).unwrap_err();
     assert_eq!((err.status(), err.name()), (401, "unauthorized"));
+    // A thrown string (or any other one-member object) is CouchDB's
+    // `unknown_error` with the message as reason, HTTP 500.
     let err = db.put(json!({"_id": "x", "str": true})).unwrap_err();
-    assert_eq!(err.status(), 500);
+    assert_eq!(
+        (err.status(), err.name(), err.reason()),
+        (500, "unknown_error", "plain string".to_string())
+    );
+    let err = db.put(json!({"_id": "x", "other": "why"})).unwrap_err();
+    assert_eq!(
+        (err.status(), err.name(), err.reason()),
+        (500, "unknown_error", "why".to_string())
+    );
+    let results = db
+        .bulk_docs(
+            vec![json!({"_id": "x", "str": true})],
+            BulkOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(results).unwrap(),
+        json!([{"id": "x", "error": "unknown_error", "reason": "plain string"}])
+    );
+    assert!(db.get("x", &ReadOptions::default()).is_err());
 
     // Deletions are validated and see the stored doc.
     let rev = settee::Rev::parse(&created.rev).unwrap();
@@ -358,4 +380,82 @@ fn vdus_see_the_revisions_the_client_sent() {
         seen["newDoc"]["_revisions"],
         json!({"start": 3, "ids": ["c", "b"]})
     );
+}
+
+#[test]
+fn rejected_writes_change_no_view_index() {
+    use settee::view::{ViewEngine, ViewQuery};
+    let (_d, db) = db();
+    db.put(json!({"_id": "_design/probe", "validate_doc_update": PROBE}))
+        .unwrap();
+    db.put(json!({"_id": "_design/v", "views": {
+        "by_n": {"map": "function(doc) { if (doc.n) emit(doc.n, doc.n); }", "reduce": "_sum"}
+    }}))
+    .unwrap();
+    let kept = db.put(json!({"_id": "kept", "n": 1})).unwrap();
+    let keeper = db
+        .put(json!({"_id": "keeper", "n": 4, "keep": true}))
+        .unwrap();
+    let views = ViewEngine::new(db.clone(), pool());
+    let answers = |views: &ViewEngine| -> Vec<Value> {
+        [
+            ViewQuery::new().reduce(false).update_seq(true),
+            ViewQuery::new().group(true),
+        ]
+        .iter()
+        .map(|q| serde_json::to_value(views.query("_design/v", "by_n", q).unwrap()).unwrap())
+        .collect()
+    };
+    let before = answers(&views);
+    let seq = db.update_seq().unwrap();
+    assert_eq!(before[0]["update_seq"], json!(seq));
+    assert_eq!(before[0]["total_rows"], json!(2));
+
+    // A bulk write whose every document is refused (new docs, an edit of an
+    // indexed doc, a thrown string), a refused replicated write and a refused
+    // deletion: nothing commits and no index changes.
+    let results = db
+        .bulk_docs(
+            vec![
+                json!({"_id": "n1", "n": 10, "deny": "x"}),
+                json!({"_id": "n2", "n": 20, "str": true}),
+                json!({"_id": "kept", "_rev": kept.rev, "n": 5, "deny": "edit"}),
+            ],
+            BulkOptions::default(),
+        )
+        .unwrap();
+    assert!(results.iter().all(|r| r.is_error()));
+    let results = db
+        .bulk_docs(
+            vec![json!({"_id": "r", "_rev": "1-abc", "n": 7, "deny": "repl"})],
+            BulkOptions::replicated(),
+        )
+        .unwrap();
+    assert!(results.iter().all(|r| r.is_error()));
+    let rev = settee::Rev::parse(&keeper.rev).unwrap();
+    assert_eq!(db.delete("keeper", &rev).unwrap_err().reason(), "keep me");
+    assert_eq!(
+        db.update_seq().unwrap(),
+        seq,
+        "a rejected write committed something"
+    );
+    assert_eq!(answers(&views), before);
+
+    // A mixed batch: only the accepted document reaches the index.
+    let results = db
+        .bulk_docs(
+            vec![
+                json!({"_id": "ok", "n": 2}),
+                json!({"_id": "no", "n": 100, "deny": "mixed"}),
+            ],
+            BulkOptions::default(),
+        )
+        .unwrap();
+    assert!(!results[0].is_error() && results[1].is_error());
+    let after = answers(&views);
+    assert_eq!(
+        after[1]["rows"],
+        json!([{"key": 1, "value": 1}, {"key": 2, "value": 2}, {"key": 4, "value": 4}])
+    );
+    assert_eq!(after[0]["update_seq"], json!(seq + 1));
 }

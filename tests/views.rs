@@ -615,3 +615,559 @@ fn big_integer_query_keys_are_exact() {
         vec!["a"]
     );
 }
+
+/// Waits (bounded) until `done` holds.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+fn rev_of(f: &Fixture, id: &str) -> Value {
+    f.db.get(id, &ReadOptions::default()).unwrap()["_rev"].clone()
+}
+
+fn signature(f: &Fixture, ddoc: &str) -> String {
+    f.views.design_doc(ddoc).unwrap().group.signature
+}
+
+#[test]
+fn unused_indexes_are_removed_automatically_after_design_doc_changes() {
+    let f = fixture();
+    f.views.cleanup_automatically();
+    f.views.cleanup_automatically(); // a second call starts nothing more
+    let shared = json!({"v": {"map": "function(doc) { emit(doc._id, null); }"}});
+    f.put_all(vec![
+        json!({"_id": "a"}),
+        json!({"_id": "_design/t", "views": shared}),
+        json!({"_id": "_design/u", "views": shared}),
+        json!({"_id": "_design/w", "views": {"v": {"map": "function(doc) { emit(1, null); }"}}}),
+    ]);
+    for ddoc in ["_design/t", "_design/u", "_design/w"] {
+        f.views.query(ddoc, "v", &ViewQuery::new()).unwrap();
+    }
+    let shared_dir = f.views.index_dir(&signature(&f, "_design/t"));
+    let w_dir = f.views.index_dir(&signature(&f, "_design/w"));
+    assert!(shared_dir.exists() && w_dir.exists());
+
+    // t gets new views: its old index is still u's, so it stays. w is
+    // deleted: its index goes, after the write, in the background.
+    f.put_all(vec![
+        json!({"_id": "_design/t", "_rev": rev_of(&f, "_design/t"),
+        "views": {"v": {"map": "function(doc) { emit([doc._id], null); }"}}}),
+    ]);
+    let new_t_dir = f.views.index_dir(&signature(&f, "_design/t"));
+    assert_eq!(keys(&f.query("v", ViewQuery::new())), vec![json!(["a"])]);
+    f.put_all(vec![
+        json!({"_id": "_design/w", "_rev": rev_of(&f, "_design/w"), "_deleted": true}),
+    ]);
+    eventually("w's index is removed", || !w_dir.exists());
+    assert!(shared_dir.exists(), "an index u uses was removed");
+    assert!(new_t_dir.exists());
+    assert_eq!(
+        ids(&f
+            .views
+            .query("_design/u", "v", &ViewQuery::new())
+            .map(|r| serde_json::to_value(r).unwrap())
+            .unwrap()),
+        vec!["a"]
+    );
+
+    // Now nothing uses the shared index.
+    f.put_all(vec![
+        json!({"_id": "_design/u", "_rev": rev_of(&f, "_design/u"), "_deleted": true}),
+    ]);
+    eventually("the shared index is removed", || !shared_dir.exists());
+    assert!(new_t_dir.exists());
+    // Plain document writes trigger nothing, and the callable cleanup finds
+    // nothing left to do.
+    f.put_all(vec![json!({"_id": "b"})]);
+    assert_eq!(f.views.cleanup().unwrap(), Vec::<String>::new());
+    assert_eq!(
+        keys(&f.query("v", ViewQuery::new())),
+        vec![json!(["a"]), json!(["b"])]
+    );
+
+    // Re-creating a design document whose index was removed builds it anew.
+    f.put_all(vec![json!({"_id": "_design/u2", "views": shared})]);
+    assert_eq!(
+        ids(
+            &serde_json::to_value(f.views.query("_design/u2", "v", &ViewQuery::new()).unwrap())
+                .unwrap()
+        ),
+        vec!["a", "b"]
+    );
+    assert!(shared_dir.exists());
+}
+
+#[test]
+fn cleanup_waits_for_a_running_pass_and_blocks_no_other_index() {
+    use std::ops::ControlFlow;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let f = fixture();
+    f.put_all(vec![
+        json!({"_id": "_design/old", "views": {"v": {"map": "function(doc) { emit(doc.n, 1); }", "reduce": "_count"}}}),
+        json!({"_id": "_design/live", "views": {"v": {"map": "function(doc) { emit(doc._id, doc.n); }"}}}),
+        json!({"_id": "first", "n": 0}),
+    ]);
+    // A first build, then enough new documents for a pass of several batches.
+    f.views
+        .update("_design/old", &mut |_| ControlFlow::Continue(()))
+        .unwrap();
+    let docs: Vec<Value> = (1..=5_000)
+        .map(|n| json!({"_id": format!("d{n:05}"), "n": n}))
+        .collect();
+    f.put_all(docs);
+    let old_dir = f.views.index_dir(&signature(&f, "_design/old"));
+
+    let (started_tx, started) = mpsc::channel();
+    let (go, go_rx) = mpsc::channel::<()>();
+    let views = f.views.clone();
+    let pass = std::thread::spawn(move || {
+        let mut first = true;
+        views.update("_design/old", &mut |_| {
+            if first {
+                first = false;
+                started_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+            }
+            ControlFlow::Continue(())
+        })
+    });
+    started
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the pass reports its first batch");
+
+    // The design document goes while its pass runs: cleanup must wait.
+    let covered = f.db.update_seq().unwrap();
+    f.put_all(vec![
+        json!({"_id": "_design/old", "_rev": rev_of(&f, "_design/old"), "_deleted": true}),
+    ]);
+    let views = f.views.clone();
+    let cleanup = std::thread::spawn(move || views.cleanup());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!cleanup.is_finished(), "cleanup did not wait for the pass");
+    assert!(old_dir.exists());
+    // Meanwhile other indexes open, build and answer.
+    let live = serde_json::to_value(
+        f.views
+            .query("_design/live", "v", &ViewQuery::new().limit(2))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(live["total_rows"], json!(5_001));
+
+    go.send(()).unwrap();
+    let seq = pass.join().unwrap().expect("the pass completes");
+    assert!(seq >= covered);
+    let removed = cleanup.join().unwrap().unwrap();
+    assert_eq!(removed.len(), 1);
+    assert!(!old_dir.exists());
+    assert!(f.views.index_dir(&signature(&f, "_design/live")).exists());
+}
+
+fn nest(depth: usize, leaf: Value) -> Value {
+    (0..depth).fold(leaf, |inner, _| json!([inner]))
+}
+
+#[test]
+fn long_keys_end_to_end() {
+    let f = fixture();
+    let x = |n: usize| "x".repeat(n);
+    let ten_k = 10 * 1024;
+    // Ascending collation order; ids follow it.
+    let ordered: Vec<Value> = vec![
+        json!("a"),
+        json!(x(1_000)),
+        json!(x(ten_k - 1)),
+        json!(x(ten_k)),
+        json!(x(ten_k) + "a"),
+        json!(x(ten_k) + "b"),
+        json!(x(11_000)),
+        json!(x(ten_k - 1) + "y"),
+        json!("y"),
+        nest(49, json!(1)),
+        nest(50, json!(1)),
+        nest(50, json!(2)),
+        nest(50, json!(x(ten_k))),
+        nest(50, json!(x(ten_k) + "a")),
+        nest(51, json!(1)),
+        json!({"k": x(ten_k)}),
+    ];
+    let mut docs: Vec<Value> = ordered
+        .iter()
+        .enumerate()
+        .map(|(i, k)| json!({"_id": format!("k{i:02}"), "k": k}))
+        .collect();
+    // Same long key from another doc, and an ICU-equal one (a trailing
+    // zero-width space is ignorable): same key, ordered by doc id.
+    let ten_k_at = 3;
+    docs.push(json!({"_id": "k03b", "k": x(ten_k)}));
+    docs.push(json!({"_id": "k03c", "k": x(ten_k) + "\u{200B}"}));
+    f.put_all(docs);
+    f.put_all(vec![json!({"_id": "_design/t", "views": {
+        "v": {"map": "function(doc) { emit(doc.k, doc._id.length); }", "reduce": "_count"}
+    }})]);
+    let mut expected_ids: Vec<String> = (0..ordered.len()).map(|i| format!("k{i:02}")).collect();
+    expected_ids.splice(ten_k_at + 1..ten_k_at + 1, ["k03b".into(), "k03c".into()]);
+
+    let all = f.query("v", ViewQuery::new().reduce(false));
+    assert_eq!(ids(&all), expected_ids);
+    assert_eq!(all["total_rows"], json!(expected_ids.len()));
+    assert_eq!(
+        all["rows"][ten_k_at]["key"], ordered[ten_k_at],
+        "keys come back as emitted"
+    );
+    assert_eq!(
+        all["rows"][ten_k_at + 2]["key"],
+        json!(x(ten_k) + "\u{200B}")
+    );
+    let desc = f.query("v", ViewQuery::new().reduce(false).descending(true));
+    let mut reversed = expected_ids.clone();
+    reversed.reverse();
+    assert_eq!(ids(&desc), reversed);
+
+    // key= finds exactly its rows, for every key.
+    for (i, k) in ordered.iter().enumerate() {
+        let got = ids(&f.query("v", ViewQuery::new().reduce(false).key(k.clone())));
+        if i == ten_k_at {
+            assert_eq!(got, ["k03", "k03b", "k03c"]);
+        } else {
+            assert_eq!(got, [format!("k{i:02}")], "key #{i}");
+        }
+    }
+    // keys= in the order given.
+    let picked = ids(&f.query(
+        "v",
+        ViewQuery::new().reduce(false).keys(vec![
+            ordered[14].clone(),
+            ordered[5].clone(),
+            ordered[12].clone(),
+        ]),
+    ));
+    assert_eq!(picked, ["k14", "k05", "k12"]);
+
+    // Ranges between long keys, both directions, inclusive or not, and with
+    // doc-id bounds inside a run of equal long keys.
+    let range = |q: ViewQuery| ids(&f.query("v", q.reduce(false)));
+    assert_eq!(
+        range(
+            ViewQuery::new()
+                .start_key(json!(x(ten_k)))
+                .end_key(json!(x(11_000)))
+        ),
+        ["k03", "k03b", "k03c", "k04", "k05", "k06"]
+    );
+    assert_eq!(
+        range(
+            ViewQuery::new()
+                .start_key(json!(x(ten_k) + "a"))
+                .end_key(json!(x(11_000)))
+                .inclusive_end(false)
+        ),
+        ["k04", "k05"]
+    );
+    assert_eq!(
+        range(
+            ViewQuery::new()
+                .start_key(json!(x(11_000)))
+                .end_key(json!(x(ten_k)))
+                .descending(true)
+        ),
+        ["k06", "k05", "k04", "k03c", "k03b", "k03"]
+    );
+    assert_eq!(
+        range(
+            ViewQuery::new()
+                .start_key(json!(x(ten_k)))
+                .start_key_docid("k03b")
+                .end_key(json!(x(ten_k)))
+                .end_key_docid("k03b")
+        ),
+        ["k03b"]
+    );
+    // A bound that is not a key: between its neighbours.
+    assert_eq!(
+        range(
+            ViewQuery::new()
+                .start_key(json!(x(ten_k) + "aa"))
+                .end_key(json!(x(ten_k) + "c"))
+        ),
+        ["k05"]
+    );
+    assert_eq!(
+        range(
+            ViewQuery::new()
+                .start_key(nest(50, json!(1)))
+                .end_key(nest(50, json!(x(ten_k) + "a")))
+        ),
+        ["k10", "k11", "k12", "k13"]
+    );
+    assert_eq!(
+        range(
+            ViewQuery::new()
+                .start_key(nest(50, json!("")))
+                .end_key(nest(50, json!([])))
+                .descending(false)
+        ),
+        ["k12", "k13"]
+    );
+
+    // group=true: ICU-equal long keys are one group; keys that differ only
+    // after the stored prefix are not.
+    let grouped = f.query("v", ViewQuery::new().group(true));
+    let rows = grouped["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), ordered.len());
+    for (row, key) in rows.iter().zip(&ordered) {
+        assert_eq!(&row["key"], key);
+    }
+    assert_eq!(rows[ten_k_at]["value"], json!(3));
+    assert_eq!(rows[ten_k_at + 1]["value"], json!(1));
+    let desc_groups = f.query("v", ViewQuery::new().group(true).descending(true));
+    assert_eq!(
+        desc_groups["rows"][ordered.len() - 1 - ten_k_at]["value"],
+        json!(3)
+    );
+    // key= with the ICU-equal form: the same group, reported by its first key.
+    let one = f.query(
+        "v",
+        ViewQuery::new()
+            .group(true)
+            .key(json!(x(ten_k) + "\u{200B}")),
+    );
+    assert!(one["rows"] == json!([{"key": x(ten_k), "value": 3}]));
+    // group_level=1 over the deep keys: the key's first element, still
+    // deep (and long), in order.
+    let level1 = f.query(
+        "v",
+        ViewQuery::new()
+            .group_level(1)
+            .start_key(nest(49, json!(null)))
+            .end_key(json!([{}])),
+    );
+    let expected: Vec<Value> = ordered[9..15]
+        .iter()
+        .map(|k| json!({"key": [k[0]], "value": 1}))
+        .collect();
+    assert!(level1["rows"] == json!(expected));
+
+    // Updates and deletes remove the old long rows.
+    let docs = vec![
+        json!({"_id": "k05", "_rev": rev_of(&f, "k05"), "k": "short"}),
+        json!({"_id": "k03b", "_rev": rev_of(&f, "k03b"), "_deleted": true}),
+        json!({"_id": "k12", "_rev": rev_of(&f, "k12"), "k": nest(50, json!(x(ten_k) + "b"))}),
+    ];
+    f.put_all(docs);
+    assert!(range(ViewQuery::new().key(json!(x(ten_k) + "b"))).is_empty());
+    assert_eq!(
+        range(ViewQuery::new().key(json!(x(ten_k)))),
+        ["k03", "k03c"]
+    );
+    assert_eq!(
+        range(
+            ViewQuery::new()
+                .start_key(nest(50, json!(x(ten_k))))
+                .end_key(nest(51, json!(0)))
+        ),
+        ["k13", "k12"]
+    );
+    let all = f.query("v", ViewQuery::new().reduce(false));
+    assert_eq!(all["total_rows"], json!(expected_ids.len() - 1));
+}
+
+#[test]
+fn an_index_built_under_another_collator_version_is_rebuilt() {
+    let f = fixture();
+    f.put_all(vec![
+        json!({"_id": "a", "k": "b"}),
+        json!({"_id": "b", "k": "A"}),
+        json!({"_id": "_design/t", "views": {"v": {"map": "function(doc) { emit(doc.k, null); }"}}}),
+    ]);
+    assert_eq!(ids(&f.query("v", ViewQuery::new())), ["b", "a"]);
+    let dir = f.views.index_dir(&signature(&f, "_design/t"));
+    let stale = || ViewQuery::new().update(settee::view::UpdateMode::False);
+
+    // Reopening under the same version keeps the index.
+    f.views.close_indexes();
+    assert_eq!(ids(&f.query("v", stale())), ["b", "a"]);
+
+    // Rewrite the recorded collator version, as an index built by another
+    // ICU data version would have it.
+    f.views.close_indexes();
+    {
+        let env = unsafe {
+            heed::EnvOpenOptions::new()
+                .max_dbs(8)
+                .map_size(1 << 30)
+                .open(&dir)
+                .unwrap()
+        };
+        let wtxn = env.write_txn().unwrap();
+        let meta = env
+            .create_databases_and_commit(wtxn, |opener, wtxn| {
+                let meta = opener.create_database::<heed::types::Bytes, heed::types::Bytes>(
+                    wtxn,
+                    Some("meta"),
+                )?;
+                Ok::<_, heed::Error>(heed::CommitOrAbort::<_, ()>::Commit(meta))
+            })
+            .unwrap()
+            .unwrap_commit();
+        let mut wtxn = env.write_txn().unwrap();
+        let mut identity: Value =
+            serde_json::from_slice(meta.get(&wtxn, b"identity").unwrap().unwrap()).unwrap();
+        assert_eq!(
+            identity["collator_version"],
+            json!(settee::collate::collator_version()),
+            "the index records the collator version"
+        );
+        identity["collator_version"] = json!("icu-0.0-another");
+        meta.put(&mut wtxn, b"identity", identity.to_string().as_bytes())
+            .unwrap();
+        wtxn.commit().unwrap();
+        let closing = env.prepare_for_closing();
+        closing.wait();
+    }
+    // Emptied on open, so nothing is served from it, and rebuilt from seq 0.
+    let emptied = f.query("v", stale().update_seq(true));
+    assert_eq!(emptied["rows"], json!([]));
+    assert_eq!(emptied["total_rows"], json!(0));
+    assert_eq!(emptied["update_seq"], json!(0));
+    assert_eq!(f.views.info("_design/t").unwrap().view_index.update_seq, 0);
+    assert_eq!(ids(&f.query("v", ViewQuery::new())), ["b", "a"]);
+}
+
+#[test]
+fn design_options_include_design_and_local_seq() {
+    let f = fixture();
+    let map =
+        "function(doc) { emit(doc._id, doc._local_seq === undefined ? 'none' : doc._local_seq); }";
+    f.put_all(vec![
+        json!({"_id": "a"}),
+        json!({"_id": "_design/t", "views": {"v": {"map": map}}}),
+        json!({"_id": "_design/with", "options": {"include_design": true, "local_seq": true},
+            "views": {"v": {"map": map}}}),
+        json!({"_id": "b"}),
+    ]);
+    let seq_of = |id: &str| {
+        f.db.changes(&settee::ChangesQuery::new())
+            .unwrap()
+            .results
+            .into_iter()
+            .find(|c| c.id == id)
+            .unwrap()
+            .seq
+    };
+    // Without options: no design docs, no _local_seq.
+    let plain = f.query("v", ViewQuery::new());
+    assert_eq!(ids(&plain), ["a", "b"]);
+    assert!(plain["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["value"] == "none"));
+    // With them: design docs are mapped too, and every doc has its seq.
+    let with = serde_json::to_value(
+        f.views
+            .query("_design/with", "v", &ViewQuery::new())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ids(&with), ["_design/t", "_design/with", "a", "b"]);
+    for row in with["rows"].as_array().unwrap() {
+        let id = row["id"].as_str().unwrap();
+        assert_eq!(row["value"], json!(seq_of(id)), "{id}");
+    }
+    // An update moves the doc's _local_seq.
+    f.put_all(vec![json!({"_id": "a", "_rev": rev_of(&f, "a"), "v": 2})]);
+    let with = serde_json::to_value(
+        f.views
+            .query("_design/with", "v", &ViewQuery::new().key(json!("a")))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(with["rows"][0]["value"], json!(f.db.update_seq().unwrap()));
+    // Design docs with include_design are indexed and re-indexed like others.
+    let plain = f.query("v", ViewQuery::new());
+    assert_eq!(ids(&plain), ["a", "b"]);
+}
+
+#[test]
+fn update_modes_false_lazy_and_stale() {
+    use settee::view::UpdateMode;
+    let f = fixture();
+    f.put_all(vec![
+        json!({"_id": "_design/t", "views": {
+            "m": {"map": "function(doc) { emit(doc._id, doc.n); }"},
+            "r": {"map": "function(doc) { emit(doc._id, doc.n); }", "reduce": "_sum"}
+        }}),
+        json!({"_id": "a", "n": 1}),
+    ]);
+    // Never built: update=false answers at once from an empty index, and
+    // builds nothing.
+    let empty = f.query(
+        "m",
+        ViewQuery::new().update(UpdateMode::False).update_seq(true),
+    );
+    assert_eq!(
+        empty,
+        json!({"total_rows": 0, "offset": 0, "update_seq": 0, "rows": []})
+    );
+    assert_eq!(
+        f.query("r", ViewQuery::new().update(UpdateMode::False))["rows"],
+        json!([])
+    );
+    assert_eq!(f.views.info("_design/t").unwrap().view_index.update_seq, 0);
+    // stale=ok is update=false.
+    let pairs = |p: &[(&str, &str)]| ViewQuery::from_query_pairs(p.iter().copied()).unwrap();
+    assert_eq!(pairs(&[("stale", "ok")]).update, UpdateMode::False);
+    assert_eq!(pairs(&[("stale", "update_after")]).update, UpdateMode::Lazy);
+    assert_eq!(pairs(&[("update", "lazy")]).update, UpdateMode::Lazy);
+    assert_eq!(f.query("m", pairs(&[("stale", "ok")]))["rows"], json!([]));
+
+    // Build, then add documents.
+    assert_eq!(ids(&f.query("m", ViewQuery::new())), ["a"]);
+    let built = f.db.update_seq().unwrap();
+    let docs: Vec<Value> = (0..300)
+        .map(|n| json!({"_id": format!("n{n:03}"), "n": 1}))
+        .collect();
+    f.put_all(docs);
+    let target = f.db.update_seq().unwrap();
+    assert_eq!(
+        f.query("r", pairs(&[("stale", "ok")]))["rows"],
+        json!([{"key": null, "value": 1}])
+    );
+
+    // update=lazy: the answer is the index as it was, and the index catches
+    // up in the background.
+    let lazy = f.query(
+        "m",
+        ViewQuery::new().update(UpdateMode::Lazy).update_seq(true),
+    );
+    assert_eq!(ids(&lazy), ["a"]);
+    assert_eq!(lazy["update_seq"], json!(built));
+    eventually("the lazy update catches up", || {
+        f.query(
+            "m",
+            ViewQuery::new().update(UpdateMode::False).update_seq(true),
+        )["update_seq"]
+            == json!(target)
+    });
+    assert_eq!(
+        f.query("r", ViewQuery::new().update(UpdateMode::False))["rows"],
+        json!([{"key": null, "value": 301}])
+    );
+
+    // stale=update_after: the same, through its parameter.
+    f.put_all(vec![json!({"_id": "z", "n": 1000})]);
+    let after = f.query("r", pairs(&[("stale", "update_after")]));
+    assert_eq!(after["rows"], json!([{"key": null, "value": 301}]));
+    eventually("stale=update_after catches up", || {
+        f.query("r", ViewQuery::new().update(UpdateMode::False))["rows"]
+            == json!([{"key": null, "value": 1301}])
+    });
+}

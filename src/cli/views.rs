@@ -62,13 +62,20 @@ pub(crate) fn deploy(db: &Path, path: &Path) -> Result<i32> {
         plans.push(plan_deploy(doc, ddoc, stored, &existing, &views));
     }
     let mut report = Vec::with_capacity(plans.len());
+    let mut saved_any = false;
     for plan in plans {
         let mut line = plan.report;
         if let Some(doc) = plan.save {
             let saved = db.put(doc)?;
             line["rev"] = json!(saved.rev);
+            saved_any = true;
         }
         report.push(line);
+    }
+    if saved_any {
+        // As the server does after a design document change (here at once:
+        // this process ends next): indexes no design document uses go.
+        views.cleanup()?;
     }
     print_json(&json!({ "design_docs": report }))?;
     Ok(0)

@@ -85,6 +85,8 @@ impl Settee {
     }
 
     /// The view engine of `db` (cheap: engines share their open indexes).
+    /// Every database the server opens deletes its unused indexes after
+    /// design document changes ([`ViewEngine::cleanup_automatically`]).
     pub fn views(&self, db: &Database) -> ViewEngine {
         ViewEngine::new(db.clone(), self.js.clone())
     }
@@ -105,6 +107,7 @@ impl Settee {
         let db = Database::create(self.db_dir(name))?;
         Security::init(&db)?;
         DocValidator::install(&db, self.js.clone());
+        self.views(&db).cleanup_automatically();
         dbs.insert(name.to_owned(), db.clone());
         Ok(db)
     }
@@ -120,6 +123,7 @@ impl Settee {
         }
         let db = Database::open(self.db_dir(name))?;
         DocValidator::install(&db, self.js.clone());
+        self.views(&db).cleanup_automatically();
         dbs.insert(name.to_owned(), db.clone());
         Ok(db)
     }

@@ -202,6 +202,40 @@ pub struct Database {
     user: Arc<UserCtx>,
 }
 
+/// A [`Database`] handle that does not keep the database open
+/// ([`Database::downgrade`]).
+#[derive(Clone)]
+pub struct WeakDatabase {
+    shared: Weak<Shared>,
+    user: Arc<UserCtx>,
+}
+
+impl WeakDatabase {
+    /// The database, if some [`Database`] handle still keeps it open.
+    pub fn upgrade(&self) -> Option<Database> {
+        Some(Database {
+            shared: self.shared.upgrade()?,
+            user: self.user.clone(),
+        })
+    }
+
+    /// Whether some [`Database`] handle still keeps the database open.
+    pub fn is_open(&self) -> bool {
+        self.shared.strong_count() > 0
+    }
+
+    /// Whether `db` is a handle of this database.
+    pub fn is(&self, db: &Database) -> bool {
+        std::ptr::eq(self.shared.as_ptr(), Arc::as_ptr(&db.shared))
+    }
+}
+
+impl std::fmt::Debug for WeakDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakDatabase").finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Database")
@@ -316,6 +350,25 @@ impl Database {
     /// The user this handle writes as.
     pub fn user(&self) -> &UserCtx {
         &self.user
+    }
+
+    /// A handle that does not keep the database open: for background work
+    /// (such as view cleanup) that must end when the database's last handle
+    /// is dropped.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = settee::Database::create(dir.path().join("db")).unwrap();
+    /// let weak = db.downgrade();
+    /// assert!(weak.upgrade().is_some());
+    /// drop(db);
+    /// assert!(weak.upgrade().is_none());
+    /// ```
+    pub fn downgrade(&self) -> WeakDatabase {
+        WeakDatabase {
+            shared: Arc::downgrade(&self.shared),
+            user: self.user.clone(),
+        }
     }
 
     /// Installs (or removes) the validator run before every document write.

@@ -8,10 +8,10 @@
 //! group at a time: a query that needs a fresher index waits for the running
 //! pass and then finds its sequence covered, instead of starting another.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -21,9 +21,9 @@ use crate::collate::{collator_version, Collation};
 use crate::error::{Error, Result};
 use crate::js::{reduce_overflow_reason, JsPool, MapGroup};
 use crate::store::{AllDocsRow, Database, IndexChange, ReadOptions, Rev};
-use crate::view::design::{DesignDoc, Reducer, ViewGroup};
+use crate::view::design::{DesignDoc, Reducer, ViewGroup, ViewRef};
 use crate::view::index::{DocRows, IndexIdentity, IndexStore, StoredRow};
-use crate::view::query::{UpdateMode, ViewQuery};
+use crate::view::query::{ResolvedQuery, UpdateMode, ViewQuery};
 use crate::view::read::{MapRow, ReduceRow, Reduction, TreeReader};
 use crate::view::rows::{prepare_doc_rows, TreeOutput};
 
@@ -163,6 +163,11 @@ impl ViewEngine {
         &self.db
     }
 
+    /// The JavaScript pool.
+    pub fn pool(&self) -> &JsPool {
+        &self.pool
+    }
+
     /// Where a group's index lives.
     pub fn index_dir(&self, signature: &str) -> PathBuf {
         self.db.path().join("views").join(signature)
@@ -185,21 +190,32 @@ impl ViewEngine {
             .map(|i| ddoc.group.maps[view_ref.map].reduces[i].reducer.clone());
         let resolved = query.resolve(reducer.is_some())?;
         let group = self.open_javascript_group(&ddoc)?;
-        match query.update {
-            UpdateMode::True => {
-                self.update_group(&group, &mut |_| ControlFlow::Continue(()))?;
-            }
-            UpdateMode::False => {}
-            UpdateMode::Lazy => {
-                let engine = self.clone();
-                let lazy = group.clone();
-                std::thread::spawn(move || {
-                    if let Err(e) = engine.update_group(&lazy, &mut |_| ControlFlow::Continue(())) {
-                        tracing::warn!(error = %e, "background view update failed");
-                    }
-                });
-            }
+        if query.update == UpdateMode::True {
+            self.update_group(&group, &mut |_| ControlFlow::Continue(()))?;
         }
+        let response = self.read_view(&group, view_ref, reducer, &resolved, query);
+        if query.update == UpdateMode::Lazy {
+            // After the read: the answer is the index as it was (CouchDB
+            // updates "after the response"), and the update runs meanwhile.
+            let engine = self.clone();
+            std::thread::spawn(move || {
+                if let Err(e) = engine.update_group(&group, &mut |_| ControlFlow::Continue(())) {
+                    tracing::warn!(error = %e, "background view update failed");
+                }
+            });
+        }
+        response
+    }
+
+    /// Answers a resolved query from the committed index.
+    fn read_view(
+        &self,
+        group: &OpenGroup,
+        view_ref: ViewRef,
+        reducer: Option<Reducer>,
+        resolved: &ResolvedQuery,
+        query: &ViewQuery,
+    ) -> Result<ViewResponse> {
         let txn = group.index.read_txn()?;
         let tree = &group.group.maps[view_ref.map];
         let reader = TreeReader {
@@ -216,12 +232,12 @@ impl ViewEngine {
         if resolved.reduce {
             let reducer = reducer.expect("a reduce query has a reducer");
             let rows =
-                reader.reduce_rows(&resolved, &mut |rows| self.reduce_group(&reducer, rows))?;
+                reader.reduce_rows(resolved, &mut |rows| self.reduce_group(&reducer, rows))?;
             return Ok(ViewResponse::Reduce { update_seq, rows });
         }
         let conflicts = query.conflicts == Some(true);
         let mut load = |id: &str, rev: Option<&str>| self.load_doc(id, rev, conflicts);
-        let map = reader.map_rows(&resolved, &mut load)?;
+        let map = reader.map_rows(resolved, &mut load)?;
         Ok(ViewResponse::Map {
             total_rows: map.total_rows,
             offset: map.offset,
@@ -288,26 +304,52 @@ impl ViewEngine {
 
     /// Deletes the indexes no design document uses any longer
     /// (`POST /db/_view_cleanup`). Returns the signatures removed.
+    ///
+    /// Safe to run at any time: the index directories are listed before the
+    /// design documents are read, and each candidate is checked against the
+    /// design documents again just before it goes, so an index a design
+    /// document uses (including one saved meanwhile) is never deleted. A pass
+    /// running on a removed index finishes first; queries opening it meanwhile
+    /// wait and then start a new one. [`ViewEngine::cleanup_automatically`]
+    /// runs this after design document changes.
     pub fn cleanup(&self) -> Result<Vec<String>> {
-        let mut live = std::collections::HashSet::new();
-        for ddoc in self.design_docs()? {
-            live.insert(ddoc.group.signature);
-        }
         let dir = self.db.path().join("views");
         let mut removed = Vec::new();
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return Ok(removed);
         };
+        let mut candidates = Vec::new();
         for entry in entries {
             let entry = entry?;
-            let name = entry.file_name().to_string_lossy().to_string();
+            candidates.push((
+                entry.file_name().to_string_lossy().to_string(),
+                entry.path(),
+            ));
+        }
+        candidates.sort();
+        let mut live = self.live_signatures()?;
+        for (name, path) in candidates {
             if live.contains(&name) {
                 continue;
             }
-            remove_index(&entry.path())?;
-            removed.push(name);
+            let retired = remove_index_if(&path, || {
+                live = self.live_signatures()?;
+                Ok(!live.contains(&name))
+            })?;
+            if retired {
+                removed.push(name);
+            }
         }
         Ok(removed)
+    }
+
+    /// The signatures of the indexes the design documents use.
+    fn live_signatures(&self) -> Result<std::collections::HashSet<String>> {
+        Ok(self
+            .design_docs()?
+            .into_iter()
+            .map(|ddoc| ddoc.group.signature)
+            .collect())
     }
 
     /// Deletes a design document's index, so that the next update rebuilds it
@@ -325,7 +367,7 @@ impl ViewEngine {
         let ddoc = self.design_doc(ddoc_id)?;
         let dir = self.index_dir(&ddoc.group.signature);
         if dir.exists() {
-            remove_index(&dir)?;
+            remove_index_if(&dir, || Ok(true))?;
         }
         Ok(())
     }
@@ -397,6 +439,15 @@ impl ViewEngine {
         let mut open = open_groups().lock().expect("registry lock");
         if let Some(existing) = open.get(&dir) {
             return Ok(existing.clone());
+        }
+        // An index being removed is reopened (empty) once its files are gone.
+        while removal_pending(&dir) {
+            drop(open);
+            wait_for_removal(&dir);
+            open = open_groups().lock().expect("registry lock");
+            if let Some(existing) = open.get(&dir) {
+                return Ok(existing.clone());
+            }
         }
         let identity = IndexIdentity {
             signature: group.signature.clone(),
@@ -587,21 +638,60 @@ impl ViewEngine {
     }
 }
 
-/// heed closes an environment asynchronously after its last handle drops; a
-/// reopen must wait for that, or heed reports it as already open.
-/// Closes an index (after any running pass) and deletes its files.
-fn remove_index(path: &Path) -> Result<()> {
-    let closed = open_groups().lock().expect("registry lock").remove(path);
+/// Index directories being removed: opening one waits until its files are gone.
+fn removals() -> &'static (Mutex<HashSet<PathBuf>>, Condvar) {
+    static REMOVING: OnceLock<(Mutex<HashSet<PathBuf>>, Condvar)> = OnceLock::new();
+    REMOVING.get_or_init(Default::default)
+}
+
+fn removal_pending(path: &Path) -> bool {
+    removals().0.lock().expect("removals lock").contains(path)
+}
+
+fn wait_for_removal(path: &Path) {
+    let (lock, removed) = removals();
+    let mut pending = lock.lock().expect("removals lock");
+    while pending.contains(path) {
+        pending = removed.wait(pending).expect("removals lock");
+    }
+}
+
+/// Closes an index (after any running pass and every query still holding it)
+/// and deletes its files, if `still_wanted` (called under the registry lock,
+/// so no query opens the index meanwhile) says so. Returns whether it did.
+fn remove_index_if(path: &Path, still_wanted: impl FnOnce() -> Result<bool>) -> Result<bool> {
+    let closed = {
+        let mut open = open_groups().lock().expect("registry lock");
+        if !still_wanted()? {
+            return Ok(false);
+        }
+        let mut pending = removals().0.lock().expect("removals lock");
+        if !pending.insert(path.to_path_buf()) {
+            // Another thread is removing it already.
+            return Ok(false);
+        }
+        open.remove(path)
+    };
     if let Some(group) = closed {
         // Let a running pass finish before the files go.
         drop(group.updating.lock());
         drop(group);
-        wait_for_close(path);
     }
-    std::fs::remove_dir_all(path)?;
-    Ok(())
+    // heed closes an environment after its last handle drops, which may be a
+    // query still reading: wait for that.
+    wait_for_close(path);
+    let result = match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(true),
+    };
+    let (lock, removed) = removals();
+    lock.lock().expect("removals lock").remove(path);
+    removed.notify_all();
+    result
 }
 
+/// heed closes an environment asynchronously after its last handle drops; a
+/// reopen must wait for that, or heed reports it as already open.
 fn wait_for_close(dir: &Path) {
     let Ok(canonical) = dir.canonicalize() else {
         return;

@@ -9,6 +9,7 @@
 //! - [`ViewQuery`]: query options with CouchDB's parsing and errors.
 //! - [`reduce`]: the built-in reducers.
 
+mod cleanup;
 mod design;
 mod engine;
 mod index;
