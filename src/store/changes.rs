@@ -191,6 +191,19 @@ impl ChangesQuery {
         self
     }
     /// Sets `conflicts`.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{BulkOptions, ChangesQuery, Database};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// let (a, b) = (format!("1-{}", "a".repeat(32)), format!("1-{}", "b".repeat(32)));
+    /// let docs = vec![json!({"_id": "x", "_rev": a}), json!({"_id": "x", "_rev": b})];
+    /// db.bulk_docs(docs, BulkOptions::replicated()).unwrap();
+    /// let feed = db.changes(&ChangesQuery::new().include_docs(true).conflicts(true)).unwrap();
+    /// assert_eq!(feed.results[0].doc.as_ref().unwrap()["_conflicts"], json!([a]));
+    /// ```
     pub fn conflicts(mut self, on: bool) -> Self {
         self.conflicts = on;
         self

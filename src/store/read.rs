@@ -91,6 +91,23 @@ impl ReadOptions {
         self
     }
     /// Sets `deleted_conflicts`.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{BulkOptions, Database, ReadOptions, Rev};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// let (a, b) = (format!("1-{}", "a".repeat(32)), format!("1-{}", "b".repeat(32)));
+    /// let docs = vec![json!({"_id": "x", "_rev": a}), json!({"_id": "x", "_rev": b})];
+    /// db.bulk_docs(docs, BulkOptions::replicated()).unwrap();
+    /// // Resolve the conflict by deleting the losing branch.
+    /// let gone = db.delete("x", &Rev::parse(&a).unwrap()).unwrap();
+    /// let opts = ReadOptions::default().conflicts(true).deleted_conflicts(true);
+    /// let doc = db.get("x", &opts).unwrap();
+    /// assert!(doc.get("_conflicts").is_none());
+    /// assert_eq!(doc["_deleted_conflicts"], json!([gone.rev]));
+    /// ```
     pub fn deleted_conflicts(mut self, on: bool) -> Self {
         self.deleted_conflicts = on;
         self
