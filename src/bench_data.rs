@@ -42,6 +42,16 @@ const WORDS: [&str; 19] = [
 ];
 
 /// A deterministic generator of order documents (`doc00000000`, `doc00000001`, ...).
+///
+/// ```
+/// use settee::bench_data::OrdersGenerator;
+/// use settee::{BulkOptions, Database};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = Database::create(dir.path().join("orders")).unwrap();
+/// db.bulk_docs(OrdersGenerator::new(42).take(100).collect(), BulkOptions::default()).unwrap();
+/// assert_eq!(db.info().unwrap().doc_count, 100);
+/// ```
 #[derive(Debug, Clone)]
 pub struct OrdersGenerator {
     rng: PythonRandom,
@@ -51,6 +61,14 @@ pub struct OrdersGenerator {
 impl OrdersGenerator {
     /// A generator seeded with `seed`; seed 42 gives exactly the documents of
     /// `python3 gen_orders.py`.
+    ///
+    /// ```
+    /// use settee::bench_data::OrdersGenerator;
+    /// let a: Vec<_> = OrdersGenerator::new(7).take(5).collect();
+    /// let b: Vec<_> = OrdersGenerator::new(7).take(5).collect();
+    /// assert_eq!(a, b); // deterministic
+    /// assert_ne!(a, OrdersGenerator::new(8).take(5).collect::<Vec<_>>());
+    /// ```
     pub fn new(seed: u32) -> Self {
         OrdersGenerator {
             rng: PythonRandom::new(seed),
@@ -69,6 +87,16 @@ impl OrdersGenerator {
     }
 
     /// The next document.
+    ///
+    /// ```
+    /// let mut orders = settee::bench_data::OrdersGenerator::new(42);
+    /// let first = orders.next_doc();
+    /// assert_eq!(first["_id"], "doc00000000");
+    /// assert_eq!(first["ts"], 1_700_000_000);
+    /// assert_eq!(orders.next_doc()["_id"], "doc00000001");
+    /// let total = first["total"].as_u64().unwrap();
+    /// assert!((1..=1000).contains(&total));
+    /// ```
     pub fn next_doc(&mut self) -> Value {
         let i = self.next_index;
         self.next_index += 1;

@@ -7,6 +7,15 @@
 use std::borrow::Cow;
 
 /// A settee result.
+///
+/// ```
+/// fn first_rev(db: &settee::Database) -> settee::Result<String> {
+///     Ok(db.put(serde_json::json!({"_id": "a"}))?.rev)
+/// }
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = settee::Database::create(dir.path().join("db")).unwrap();
+/// assert!(first_rev(&db).unwrap().starts_with("1-"));
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Errors returned by every settee operation.
@@ -89,6 +98,14 @@ pub enum Error {
 
 impl Error {
     /// CouchDB's `error` member for this error.
+    ///
+    /// ```
+    /// use settee::Error;
+    /// assert_eq!(Error::query_parse("bad").name(), "query_parse_error");
+    /// assert_eq!(Error::couch(429, "too_many_requests", "slow down").name(), "too_many_requests");
+    /// let io = Error::from(std::io::Error::other("disk"));
+    /// assert_eq!(io.name(), "internal_server_error");
+    /// ```
     pub fn name(&self) -> &str {
         match self {
             Error::Conflict => "conflict",
@@ -110,6 +127,15 @@ impl Error {
     }
 
     /// CouchDB's `reason` member for this error.
+    ///
+    /// ```
+    /// use settee::Error;
+    /// assert_eq!(Error::not_found("deleted").reason(), "deleted");
+    /// assert_eq!(
+    ///     Error::DatabaseExists.reason(),
+    ///     "The database could not be created, the file already exists."
+    /// );
+    /// ```
     pub fn reason(&self) -> String {
         match self {
             Error::Conflict => "Document update conflict.".into(),
@@ -133,6 +159,13 @@ impl Error {
     }
 
     /// The HTTP status CouchDB answers with for this error.
+    ///
+    /// ```
+    /// use settee::Error;
+    /// assert_eq!(Error::Forbidden("no".into()).status(), 403);
+    /// assert_eq!(Error::StorageFull("map full".into()).status(), 507);
+    /// assert_eq!(Error::couch(429, "too_many_requests", "slow down").status(), 429);
+    /// ```
     pub fn status(&self) -> u16 {
         match self {
             Error::Conflict => 409,
@@ -164,26 +197,56 @@ impl Error {
     }
 
     /// A `not_found` error with the given reason.
+    ///
+    /// ```
+    /// let e = settee::Error::not_found("missing");
+    /// assert_eq!((e.status(), e.to_string().as_str()), (404, "not_found: missing"));
+    /// ```
     pub fn not_found(reason: impl Into<Cow<'static, str>>) -> Self {
         Error::NotFound(reason.into())
     }
 
     /// A `bad_request` error with the given reason.
+    ///
+    /// ```
+    /// let e = settee::Error::bad_request(format!("bad {}", "input"));
+    /// assert_eq!((e.status(), e.name(), e.reason().as_str()), (400, "bad_request", "bad input"));
+    /// ```
     pub fn bad_request(reason: impl Into<Cow<'static, str>>) -> Self {
         Error::BadRequest(reason.into())
     }
 
     /// A `query_parse_error` with the given reason.
+    ///
+    /// ```
+    /// let e = settee::Error::query_parse("Invalid value for `stale`.");
+    /// assert_eq!((e.status(), e.name()), (400, "query_parse_error"));
+    /// ```
     pub fn query_parse(reason: impl Into<Cow<'static, str>>) -> Self {
         Error::QueryParse(reason.into())
     }
 
     /// An `invalid_design_doc` error with the given reason.
+    ///
+    /// ```
+    /// let e = settee::Error::invalid_design_doc("`views` is not an object");
+    /// assert!(matches!(e, settee::Error::InvalidDesignDoc(_)));
+    /// assert_eq!(e.name(), "invalid_design_doc");
+    /// ```
     pub fn invalid_design_doc(reason: impl Into<Cow<'static, str>>) -> Self {
         Error::InvalidDesignDoc(reason.into())
     }
 
     /// Any CouchDB-shaped error.
+    ///
+    /// ```
+    /// let e = settee::Error::couch(416, "requested_range_not_satisfiable", "bad range");
+    /// assert_eq!(
+    ///     e.to_json(),
+    ///     serde_json::json!({"error": "requested_range_not_satisfiable", "reason": "bad range"})
+    /// );
+    /// assert_eq!(e.status(), 416);
+    /// ```
     pub fn couch(
         status: u16,
         name: impl Into<Cow<'static, str>>,

@@ -9,6 +9,7 @@
 use super::encoding::{write_escaped, HIGHEST, STRING_END};
 
 /// LMDB's default maximum key size in bytes (heed without `longer-keys`).
+/// See [`index_key_prefix`] for keys longer than the budget.
 pub const LMDB_MAX_KEY_LEN: usize = 511;
 
 /// Bytes a row adds after the encoded key, besides the escaped doc id:
@@ -48,6 +49,18 @@ pub fn row_key(encoded_key: &mut Vec<u8>, doc_id: &str, counter: u32) {
 ///
 /// Use it for `startkey` (+ `startkey_docid`) ascending, and for an inclusive
 /// `endkey` (+ `endkey_docid`) descending.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::collate::{encode, position_before, row_key};
+///
+/// let mut key = Vec::new();
+/// encode(&json!("k"), &mut key);
+/// let row = |id| { let mut r = key.clone(); row_key(&mut r, id, 0); r };
+/// assert!(position_before(&key, None) <= row("a"));
+/// assert!(position_before(&key, Some("b")) > row("a"));
+/// assert!(position_before(&key, Some("b")) < row("b"));
+/// ```
 pub fn position_before(encoded_key: &[u8], doc_id: Option<&str>) -> Vec<u8> {
     let mut out = encoded_key.to_vec();
     if let Some(id) = doc_id {
@@ -63,6 +76,20 @@ pub fn position_before(encoded_key: &[u8], doc_id: Option<&str>) -> Vec<u8> {
 /// Use it for an inclusive `endkey` (+ `endkey_docid`) ascending, and for
 /// `startkey` (+ `startkey_docid`) descending. `inclusive_end=false` ascending
 /// is [`position_before`] of the end key, descending it is this function.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::collate::{encode, position_after, row_key};
+///
+/// let (mut k, mut next) = (Vec::new(), Vec::new());
+/// encode(&json!("k"), &mut k);
+/// encode(&json!("l"), &mut next);
+/// let row = |key: &Vec<u8>, id| { let mut r = key.clone(); row_key(&mut r, id, 7); r };
+/// assert!(position_after(&k, None) > row(&k, "zzz"));
+/// assert!(position_after(&k, None) < row(&next, "a"));
+/// assert!(position_after(&k, Some("b")) > row(&k, "b"));
+/// assert!(position_after(&k, Some("b")) < row(&k, "ba"));
+/// ```
 pub fn position_after(encoded_key: &[u8], doc_id: Option<&str>) -> Vec<u8> {
     let mut out = encoded_key.to_vec();
     match doc_id {
@@ -87,6 +114,20 @@ pub fn position_after(encoded_key: &[u8], doc_id: Option<&str>) -> Vec<u8> {
 /// keys sort, because encodings are prefix-free: a whole key always differs
 /// from a bucket's prefix within the first `max_len` bytes, so the mapping is
 /// monotone (`a <= b` implies `index_key(a) <= index_key(b)`).
+///
+/// ```
+/// use serde_json::json;
+/// use settee::collate::{encode, index_key_prefix};
+///
+/// let mut key = Vec::new();
+/// encode(&json!("x".repeat(1000)), &mut key);
+/// let mut stored = Vec::new();
+/// assert!(index_key_prefix(&key, 100, &mut stored)); // cut, in a bucket
+/// assert_eq!(stored.len(), 101);
+/// let mut short = Vec::new();
+/// assert!(!index_key_prefix(&key[..50], 100, &mut short)); // kept whole
+/// assert_eq!(short, &key[..50]);
+/// ```
 pub fn index_key_prefix(encoded_key: &[u8], max_len: usize, out: &mut Vec<u8>) -> bool {
     if encoded_key.len() <= max_len {
         out.extend_from_slice(encoded_key);

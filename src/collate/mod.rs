@@ -154,6 +154,21 @@ pub use index_key::{
 };
 
 /// A view's key collation, from its `options.collation` (`"raw"` or anything else).
+///
+/// ```
+/// use serde_json::json;
+/// use settee::collate::Collation;
+/// use std::cmp::Ordering;
+///
+/// let raw = Collation::from_option(Some(&json!("raw")));
+/// assert_eq!(raw, Collation::Raw);
+/// assert_eq!(raw.compare(&json!("B"), &json!("a")), Ordering::Less); // bytes
+/// assert_eq!(Collation::Unicode.compare(&json!("B"), &json!("a")), Ordering::Greater); // ICU
+/// let (mut b, mut a) = (Vec::new(), Vec::new());
+/// raw.encode(&json!("B"), &mut b);
+/// raw.encode(&json!("a"), &mut a);
+/// assert!(b < a);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Collation {
     /// CouchDB's default: ICU root collation for strings ([`compare`]).
@@ -166,6 +181,14 @@ pub enum Collation {
 impl Collation {
     /// The collation a view's `options.collation` selects: `"raw"` is raw,
     /// anything else (CouchDB accepts any value) is the default.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::collate::Collation;
+    /// assert_eq!(Collation::from_option(Some(&json!("raw"))), Collation::Raw);
+    /// assert_eq!(Collation::from_option(Some(&json!("RAW"))), Collation::Unicode);
+    /// assert_eq!(Collation::from_option(None), Collation::Unicode);
+    /// ```
     pub fn from_option(option: Option<&Value>) -> Collation {
         match option {
             Some(Value::String(s)) if s == "raw" => Collation::Raw,
@@ -238,6 +261,16 @@ pub fn compare_raw(a: &Value, b: &Value) -> Ordering {
 
 /// Orders the values one document emitted several times under one key, as
 /// CouchDB stores (and returns) them: Erlang term order, i.e. [`compare_raw`].
+///
+/// ```
+/// use serde_json::json;
+/// use settee::collate::compare_emitted_values;
+///
+/// // emit(k, "b"); emit(k, 2); emit(k, null) come back as 2, null, "b".
+/// let mut values = vec![json!("b"), json!(2), json!(null)];
+/// values.sort_by(compare_emitted_values);
+/// assert_eq!(values, [json!(2), json!(null), json!("b")]);
+/// ```
 pub fn compare_emitted_values(a: &Value, b: &Value) -> Ordering {
     compare_raw(a, b)
 }
@@ -259,6 +292,16 @@ pub fn encode(key: &Value, out: &mut Vec<u8>) {
 }
 
 /// Appends the encoding of `key` whose bytewise order is [`compare_raw`]'s order.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::collate::encode_raw;
+///
+/// let enc = |v| { let mut out = Vec::new(); encode_raw(&v, &mut out); out };
+/// assert!(enc(json!(99)) < enc(json!(false))); // numbers first in term order
+/// assert!(enc(json!("B")) < enc(json!("a")));  // strings as bytes
+/// assert!(enc(json!({})) < enc(json!([])));
+/// ```
 pub fn encode_raw(key: &Value, out: &mut Vec<u8>) {
     encoding::encode_with::<RawRules>(key, out)
 }

@@ -82,6 +82,20 @@ impl ReduceLimit {
 }
 
 /// Configuration of a [`JsPool`].
+///
+/// ```
+/// use std::time::Duration;
+/// use settee::js::{JsConfig, ReduceLimit};
+///
+/// let config = JsConfig {
+///     workers: 2,
+///     timeout: Duration::from_secs(30), // slow map functions
+///     reduce_limit: ReduceLimit::Log,
+///     ..JsConfig::default()
+/// };
+/// assert!(config.freeze_docs);
+/// assert_eq!(JsConfig::default().timeout, Duration::from_secs(5));
+/// ```
 #[derive(Debug, Clone)]
 pub struct JsConfig {
     /// Number of worker threads (default: the available cores).
@@ -138,7 +152,8 @@ impl Default for JsConfig {
     }
 }
 
-/// The kind of design-document function a source is compiled as.
+/// The kind of design-document function a source is compiled as
+/// (see [`JsPool::compile_check`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FunctionKind {
     /// `views.*.map`
@@ -153,6 +168,12 @@ pub enum FunctionKind {
 
 impl FunctionKind {
     /// The word CouchDB uses in messages ("map", "reduce", ...).
+    ///
+    /// ```
+    /// use settee::js::FunctionKind;
+    /// assert_eq!(FunctionKind::Map.as_str(), "map");
+    /// assert_eq!(FunctionKind::Validate.as_str(), "validate_doc_update");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             FunctionKind::Map => "map",
@@ -164,6 +185,25 @@ impl FunctionKind {
 }
 
 /// The map functions of one view group (one index signature).
+///
+/// `lib` makes CommonJS modules from the design document's `views.lib`
+/// available to `require`:
+///
+/// ```
+/// use std::sync::Arc;
+/// use serde_json::json;
+/// use settee::js::{JsConfig, JsPool, MapGroup};
+///
+/// let pool = JsPool::new(JsConfig { workers: 1, ..JsConfig::default() })?;
+/// let group = Arc::new(MapGroup {
+///     id: "with-lib".into(),
+///     lib: Some(json!({"util": "exports.twice = function(x) { return 2 * x; };"})),
+///     maps: vec!["function(doc) { emit(require('views/lib/util').twice(doc.n), null); }".into()],
+/// });
+/// let out = pool.map(&group, vec![json!({"_id": "a", "n": 21})])?;
+/// assert_eq!(out[0][0], Ok(vec![(json!(42), json!(null))]));
+/// # Ok::<(), settee::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct MapGroup {
     /// The group's signature: the cache key for compiled functions.
@@ -183,7 +223,7 @@ pub type MapResult = Result<Vec<(Value, Value)>, String>;
 /// function, in the group's order.
 pub type DocMapOutput = Vec<MapResult>;
 
-/// One `validate_doc_update` call.
+/// One `validate_doc_update` call; see [`JsPool::validate`] for an example.
 #[derive(Debug, Clone)]
 pub struct ValidateCall {
     /// The design document's id, for caching and logs.

@@ -118,6 +118,13 @@ impl std::fmt::Debug for JsPool {
 
 impl JsPool {
     /// Starts `config.workers` worker threads (at least one).
+    ///
+    /// ```
+    /// use settee::js::{JsConfig, JsPool};
+    /// let pool = JsPool::new(JsConfig { workers: 0, ..JsConfig::default() })?;
+    /// assert_eq!(pool.config().workers, 1);
+    /// # Ok::<(), settee::Error>(())
+    /// ```
     pub fn new(mut config: JsConfig) -> Result<JsPool> {
         config.workers = config.workers.max(1);
         let (jobs, queue) = bounded(config.workers * 4);
@@ -137,6 +144,15 @@ impl JsPool {
     }
 
     /// The configuration the pool runs with.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use settee::js::{JsConfig, JsPool};
+    /// let config = JsConfig { workers: 1, timeout: Duration::from_secs(1), ..JsConfig::default() };
+    /// let pool = JsPool::new(config)?;
+    /// assert_eq!(pool.config().timeout, Duration::from_secs(1));
+    /// # Ok::<(), settee::Error>(())
+    /// ```
     pub fn config(&self) -> &JsConfig {
         &self.inner.config
     }
@@ -147,6 +163,18 @@ impl JsPool {
     /// (<source>)`), `not_found` "missing function" for an empty source. The
     /// caller adds CouchDB's prefix, e.g. "Compilation of the map function in
     /// the 'v' view failed: ".
+    ///
+    /// ```
+    /// use settee::js::{FunctionKind, JsConfig, JsPool};
+    /// let pool = JsPool::new(JsConfig { workers: 1, ..JsConfig::default() })?;
+    /// pool.compile_check(FunctionKind::Map, "function(doc) { emit(doc._id, 1); }")?;
+    /// let err = pool.compile_check(FunctionKind::Map, "function(doc) {").unwrap_err();
+    /// assert_eq!((err.name(), err.status()), ("compilation_error", 400));
+    /// let err = pool.compile_check(FunctionKind::Reduce, "42").unwrap_err();
+    /// assert!(err.reason().starts_with("Expression does not eval to a function."));
+    /// assert_eq!(pool.compile_check(FunctionKind::Map, "").unwrap_err().name(), "not_found");
+    /// # Ok::<(), settee::Error>(())
+    /// ```
     pub fn compile_check(&self, kind: FunctionKind, source: &str) -> Result<()> {
         let source = source.to_owned();
         self.call(move |w| w.compile_check(kind, &source))
@@ -161,6 +189,26 @@ impl JsPool {
     /// Whole-call errors: `compilation_error`, `os_process_error` (time
     /// budget, loop or recursion limit), `map_runtime_error` for
     /// `throw "fatal_error"`, and the name/reason of `throw ["fatal", name, reason]`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use serde_json::json;
+    /// use settee::js::{JsConfig, JsPool, MapGroup};
+    ///
+    /// let pool = JsPool::new(JsConfig { workers: 1, ..JsConfig::default() })?;
+    /// let group = Arc::new(MapGroup {
+    ///     id: "example".into(),
+    ///     lib: None,
+    ///     maps: vec![
+    ///         "function(doc) { emit(doc.n, doc.n * 2); emit([doc.n], null); }".into(),
+    ///         "function(doc) { emit(doc.missing.field, 1); }".into(), // throws
+    ///     ],
+    /// });
+    /// let out = pool.map(&group, vec![json!({"_id": "a", "n": 1})])?;
+    /// assert_eq!(out[0][0], Ok(vec![(json!(1), json!(2)), (json!([1]), json!(null))]));
+    /// assert!(out[0][1].is_err()); // only this function's rows are dropped
+    /// # Ok::<(), settee::Error>(())
+    /// ```
     pub fn map(&self, group: &Arc<MapGroup>, docs: Vec<Value>) -> Result<Vec<DocMapOutput>> {
         let group = group.clone();
         self.run_split(docs, move |w, chunk| w.map(&group, chunk))
@@ -171,6 +219,20 @@ impl JsPool {
     /// (logged). Under `reduce_limit`, a call whose output does not shrink
     /// gives the overflow marker for every source (see
     /// [`reduce_overflow_reason`](super::reduce_overflow_reason)).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::js::{JsConfig, JsPool};
+    ///
+    /// let pool = JsPool::new(JsConfig { workers: 1, ..JsConfig::default() })?;
+    /// let sources = [
+    ///     "function(keys, values, rereduce) { return sum(values); }".to_owned(),
+    ///     "function(keys, values, rereduce) { return keys.map(function(k) { return k[1]; }); }".to_owned(),
+    /// ];
+    /// let rows = [(json!("a"), "doc1".to_owned(), json!(2)), (json!("b"), "doc2".to_owned(), json!(3))];
+    /// assert_eq!(pool.reduce(&sources, &rows)?, [json!(5), json!(["doc1", "doc2"])]);
+    /// # Ok::<(), settee::Error>(())
+    /// ```
     pub fn reduce(
         &self,
         sources: &[String],
@@ -193,6 +255,17 @@ impl JsPool {
     /// Rereduces earlier reductions: `values_per_source[i]` are the values
     /// for `sources[i]` (CouchDB sends one function per rereduce call; this
     /// does the same, on one worker). Returns one reduction per source.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::js::{JsConfig, JsPool};
+    ///
+    /// let pool = JsPool::new(JsConfig { workers: 1, ..JsConfig::default() })?;
+    /// let sources = ["function(keys, values, rereduce) { return rereduce ? sum(values) : -1; }".to_owned()];
+    /// assert_eq!(pool.rereduce(&sources, vec![vec![json!(5), json!(7)]])?, [json!(12)]);
+    /// assert_eq!(pool.rereduce(&sources, vec![]).unwrap_err().status(), 400);
+    /// # Ok::<(), settee::Error>(())
+    /// ```
     pub fn rereduce(
         &self,
         sources: &[String],
@@ -225,6 +298,33 @@ impl JsPool {
     /// write; `forbidden` (403), `unauthorized` (401) and `unknown_error`
     /// (500, for a thrown string or other one-member object) are CouchDB's
     /// refusals; a thrown `Error` gives its name and message (500).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use serde_json::json;
+    /// use settee::js::{JsConfig, JsPool, ValidateCall};
+    ///
+    /// let pool = JsPool::new(JsConfig { workers: 1, ..JsConfig::default() })?;
+    /// let ddoc = json!({"_id": "_design/rules", "validate_doc_update":
+    ///     "function(newDoc, oldDoc, userCtx, secObj) {
+    ///         if (!newDoc.owner) throw({forbidden: 'owner required'});
+    ///         if (userCtx.roles.indexOf('_admin') < 0) throw({unauthorized: 'admins only'});
+    ///     }"});
+    /// let call = |doc, roles| ValidateCall {
+    ///     ddoc_id: "_design/rules".into(),
+    ///     ddoc: Arc::new(ddoc.clone()),
+    ///     new_doc: doc,
+    ///     old_doc: None,
+    ///     user_ctx: json!({"db": "db", "name": null, "roles": roles}),
+    ///     sec_obj: json!({}),
+    /// };
+    /// assert!(pool.validate(&call(json!({"_id": "a", "owner": "ann"}), json!(["_admin"]))).is_ok());
+    /// let err = pool.validate(&call(json!({"_id": "a"}), json!(["_admin"]))).unwrap_err();
+    /// assert_eq!((err.status(), err.reason().as_str()), (403, "owner required"));
+    /// let err = pool.validate(&call(json!({"_id": "a", "owner": "ann"}), json!([]))).unwrap_err();
+    /// assert_eq!(err.status(), 401);
+    /// # Ok::<(), settee::Error>(())
+    /// ```
     pub fn validate(&self, call: &ValidateCall) -> Result<()> {
         let call = call.clone();
         self.call(move |w| w.validate(&call))
@@ -233,6 +333,30 @@ impl JsPool {
     /// Runs several validations (as `_bulk_docs` needs), spread over the
     /// workers like [`JsPool::map`]: one outcome per call, in order. The outer
     /// error is for the pool itself (time budget, engine limits).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use serde_json::json;
+    /// use settee::js::{JsConfig, JsPool, ValidateCall};
+    ///
+    /// let pool = JsPool::new(JsConfig { workers: 1, ..JsConfig::default() })?;
+    /// let ddoc = Arc::new(json!({"validate_doc_update":
+    ///     "function(doc) { if (doc.n < 0) throw({forbidden: 'negative'}); }"}));
+    /// let calls = [1, -1, 2]
+    ///     .map(|n| ValidateCall {
+    ///         ddoc_id: "_design/v".into(),
+    ///         ddoc: ddoc.clone(),
+    ///         new_doc: json!({"_id": format!("d{n}"), "n": n}),
+    ///         old_doc: None,
+    ///         user_ctx: json!({"db": "db", "name": null, "roles": []}),
+    ///         sec_obj: json!({}),
+    ///     })
+    ///     .to_vec();
+    /// let outcomes = pool.validate_batch(calls)?;
+    /// assert!(outcomes[0].is_ok() && outcomes[2].is_ok());
+    /// assert_eq!(outcomes[1].as_ref().unwrap_err().reason(), "negative");
+    /// # Ok::<(), settee::Error>(())
+    /// ```
     pub fn validate_batch(&self, calls: Vec<ValidateCall>) -> Result<Vec<Result<()>>> {
         self.run_split(calls, |w, chunk: Vec<ValidateCall>| {
             let mut outcomes = Vec::with_capacity(chunk.len());
@@ -295,6 +419,20 @@ impl JsPool {
     /// Runs filter function `name` of `ddoc` over `docs` with request `req`:
     /// one boolean (the truthiness of the result) per document. A throw fails
     /// the whole call.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use serde_json::json;
+    /// use settee::js::{JsConfig, JsPool};
+    ///
+    /// let pool = JsPool::new(JsConfig { workers: 1, ..JsConfig::default() })?;
+    /// let ddoc = Arc::new(json!({"filters": {
+    ///     "by_type": "function(doc, req) { return doc.type === req.query.type; }"}}));
+    /// let docs = vec![json!({"_id": "a", "type": "order"}), json!({"_id": "b", "type": "user"})];
+    /// let req = json!({"query": {"type": "order"}});
+    /// assert_eq!(pool.filter("_design/app", ddoc, "by_type", docs, req)?, [true, false]);
+    /// # Ok::<(), settee::Error>(())
+    /// ```
     pub fn filter(
         &self,
         ddoc_id: &str,

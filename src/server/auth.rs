@@ -28,6 +28,13 @@ const USER_PREFIX: &str = "org.couchdb.user:";
 const SESSION_TIMEOUT: u64 = 600;
 
 /// A stored password: PBKDF2-HMAC-SHA256 parameters and result, hex-encoded.
+///
+/// ```
+/// let h = settee::server::hash_password("pw").unwrap();
+/// assert_eq!((h.derived_key.len(), h.salt.len()), (64, 32)); // hex of 32 and 16 bytes
+/// let again = settee::server::hash_password("pw").unwrap();
+/// assert_ne!(h.salt, again.salt); // a fresh salt each time
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasswordHash {
     /// The derived key, lowercase hex.
@@ -57,6 +64,13 @@ pub fn hash_password(password: &str) -> Result<PasswordHash> {
 }
 
 /// Checks `password` against a stored hash (constant-time comparison).
+///
+/// ```
+/// use settee::server::{hash_password, verify_password};
+/// let h = hash_password("correct horse").unwrap();
+/// assert!(verify_password(&h, "correct horse"));
+/// assert!(!verify_password(&h, "correct horse "));
+/// ```
 pub fn verify_password(hash: &PasswordHash, password: &str) -> bool {
     let got = derive(password, &hash.salt, hash.iterations.max(1));
     got.len() == hash.derived_key.len()
@@ -91,6 +105,23 @@ pub(crate) fn bad_credentials() -> Error {
 }
 
 /// Server admins, persisted hashed in the data directory.
+///
+/// ```
+/// use settee::server::Admins;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("admins.json");
+/// let admins = Admins::load(&path).unwrap(); // no file yet: no admins
+/// assert!(admins.is_empty());
+/// admins.set("root", "pw").unwrap();
+/// assert!(admins.contains("root"));
+/// assert_eq!(admins.check("root", "pw"), Some(true));
+/// assert_eq!(admins.check("root", "nope"), Some(false));
+/// assert_eq!(admins.check("guest", "pw"), None);
+/// // Persisted, hashed.
+/// assert!(!std::fs::read_to_string(&path).unwrap().contains("\"pw\""));
+/// assert_eq!(Admins::load(&path).unwrap().check("root", "pw"), Some(true));
+/// ```
 #[derive(Debug)]
 pub struct Admins {
     path: PathBuf,
@@ -319,6 +350,22 @@ pub(crate) fn prepare_user_doc(user: &UserCtx, id: &str, doc: &mut Value) -> Res
 
 /// Issues and checks `AuthSession` cookies: `name:expiry:HMAC` signed with a
 /// secret kept in the data directory.
+///
+/// ```
+/// use settee::server::Sessions;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let sessions = Sessions::load(&dir.path().join("secret")).unwrap();
+/// let cookie = sessions.issue("ann");
+/// assert_eq!(sessions.verify(&cookie).as_deref(), Some("ann"));
+/// assert_eq!(sessions.verify("forged"), None);
+/// // Another data directory has another secret.
+/// let other = Sessions::load(&dir.path().join("other-secret")).unwrap();
+/// assert_eq!(other.verify(&cookie), None);
+/// // The same one, reloaded, accepts it.
+/// let reloaded = Sessions::load(&dir.path().join("secret")).unwrap();
+/// assert_eq!(reloaded.verify(&cookie).as_deref(), Some("ann"));
+/// ```
 pub struct Sessions {
     secret: Vec<u8>,
 }

@@ -12,7 +12,7 @@ fn admin_only() -> Value {
     json!({"members": {"roles": ["_admin"]}, "admins": {"roles": ["_admin"]}})
 }
 
-/// How far a user may go in a database.
+/// How far a user may go in a database ([`Security::access`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Access {
     /// Read and write documents (not design documents).
@@ -23,6 +23,32 @@ pub enum Access {
 
 /// A database's security object: `admins` and `members`, each with `names`
 /// and `roles`. A database without members is public.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::server::{Access, Security};
+/// use settee::UserCtx;
+///
+/// let user = |name: &str, roles: &[&str]| UserCtx {
+///     name: Some(name.into()),
+///     roles: roles.iter().map(|r| r.to_string()).collect(),
+/// };
+/// let sec = Security::from_json(&json!({
+///     "admins": {"names": ["ann"]},
+///     "members": {"roles": ["staff"]}
+/// })).unwrap();
+/// assert_eq!(sec.access(&user("ann", &[])).unwrap(), Access::Admin);
+/// assert_eq!(sec.access(&user("bob", &["staff"])).unwrap(), Access::Member);
+/// assert_eq!(sec.access(&user("cy", &[])).unwrap_err().status(), 403);
+/// assert_eq!(sec.access(&UserCtx::anonymous()).unwrap_err().status(), 401);
+/// assert!(sec.is_db_admin(&UserCtx::admin()));
+///
+/// // No members: public.
+/// let public = Security::from_json(&json!({})).unwrap();
+/// assert_eq!(public.access(&UserCtx::anonymous()).unwrap(), Access::Member);
+/// let malformed = Security::from_json(&json!({"members": []})).unwrap_err();
+/// assert_eq!((malformed.status(), malformed.reason().as_str()), (500, "no_majority"));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Security {
     raw: Value,
@@ -30,6 +56,18 @@ pub struct Security {
 
 impl Security {
     /// The security object of `db`: the stored one, else CouchDB's admin-only default.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::server::Security;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = settee::Database::create(dir.path().join("db")).unwrap();
+    /// let default = Security::load(&db).unwrap();
+    /// assert_eq!(default.to_json()["admins"], json!({"roles": ["_admin"]}));
+    /// Security::from_json(&json!({"members": {"names": ["bob"]}})).unwrap().store(&db).unwrap();
+    /// assert_eq!(Security::load(&db).unwrap().sec_obj(), json!({"members": {"names": ["bob"]}}));
+    /// ```
     pub fn load(db: &Database) -> Result<Security> {
         let raw = db.get_meta(META_KEY)?.unwrap_or_else(admin_only);
         Ok(Security { raw })

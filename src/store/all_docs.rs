@@ -16,9 +16,23 @@ use crate::Error;
 /// An `_all_docs` request, as CouchDB's query parameters.
 ///
 /// ```
-/// use settee::AllDocsQuery;
+/// use serde_json::json;
+/// use settee::{AllDocsQuery, BulkOptions, Database};
+///
 /// let q = AllDocsQuery::new().start_key("a").end_key("m").limit(10).include_docs(true);
 /// assert!(q.inclusive_end);
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = Database::create(dir.path().join("db")).unwrap();
+/// let docs = ["a", "b", "c", "d"].iter().map(|id| json!({ "_id": id })).collect();
+/// db.bulk_docs(docs, BulkOptions::default()).unwrap();
+/// let ids = |q: AllDocsQuery| -> Vec<String> {
+///     let page = serde_json::to_value(db.all_docs(&q).unwrap().rows).unwrap();
+///     page.as_array().unwrap().iter().map(|r| r["key"].as_str().unwrap().to_owned()).collect()
+/// };
+/// assert_eq!(ids(AllDocsQuery::new().descending(true).skip(1).limit(2)), ["c", "b"]);
+/// assert_eq!(ids(AllDocsQuery::new().start_key("b").end_key("d").inclusive_end(false)), ["b", "c"]);
+/// assert_eq!(ids(AllDocsQuery::new().key("c")), ["c"]);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -91,7 +105,24 @@ impl AllDocsQuery {
         self.key = Some(k.into());
         self
     }
-    /// Sets `keys`.
+    /// Sets `keys`: rows for these ids in this order, deleted documents
+    /// included (with `"deleted": true`), `not_found` rows for unknown ones.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{AllDocsQuery, Database, Rev};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// db.put(json!({"_id": "a"})).unwrap();
+    /// let b = db.put(json!({"_id": "b"})).unwrap();
+    /// let del = db.delete("b", &Rev::parse(&b.rev).unwrap()).unwrap();
+    /// let page = db.all_docs(&AllDocsQuery::new().keys(vec![json!("b"), json!("a")])).unwrap();
+    /// let rows = serde_json::to_value(&page.rows).unwrap();
+    /// assert_eq!(rows[0]["value"], json!({"rev": del.rev, "deleted": true}));
+    /// assert_eq!(rows[1]["id"], "a");
+    /// assert_eq!(page.offset, None);
+    /// ```
     pub fn keys(mut self, keys: Vec<Value>) -> Self {
         self.keys = Some(keys);
         self
@@ -132,6 +163,19 @@ impl AllDocsQuery {
         self
     }
     /// Restricts the query to design documents (`_design_docs`).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{AllDocsQuery, BulkOptions, Database};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// let docs = vec![json!({"_id": "a"}), json!({"_id": "_design/x"}), json!({"_id": "z"})];
+    /// db.bulk_docs(docs, BulkOptions::default()).unwrap();
+    /// let page = db.all_docs(&AllDocsQuery::new().design_only(true)).unwrap();
+    /// assert_eq!(page.total_rows, 1);
+    /// assert_eq!(serde_json::to_value(&page.rows).unwrap()[0]["id"], "_design/x");
+    /// ```
     pub fn design_only(mut self, on: bool) -> Self {
         self.design_only = on;
         self
@@ -139,6 +183,24 @@ impl AllDocsQuery {
 }
 
 /// One `_all_docs` row.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::{AllDocsQuery, AllDocsRow, Database};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = Database::create(dir.path().join("db")).unwrap();
+/// let put = db.put(json!({"_id": "a"})).unwrap();
+/// let page = db.all_docs(&AllDocsQuery::new().keys(vec![json!("a"), json!("zz")])).unwrap();
+/// assert!(matches!(&page.rows[0], AllDocsRow::Doc { id, .. } if id == "a"));
+/// assert_eq!(
+///     serde_json::to_value(&page.rows).unwrap(),
+///     json!([
+///         {"id": "a", "key": "a", "value": {"rev": put.rev}},
+///         {"key": "zz", "error": "not_found"}
+///     ])
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum AllDocsRow {
     /// `{"id", "key", "value": {"rev", "deleted"?}, "doc"?}`.
@@ -189,7 +251,24 @@ impl Serialize for AllDocsRow {
     }
 }
 
-/// An `_all_docs` answer.
+/// An `_all_docs` answer: `{"total_rows", "offset", "update_seq"?, "rows"}`.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::{AllDocsQuery, Database};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = Database::create(dir.path().join("db")).unwrap();
+/// let put = db.put(json!({"_id": "a", "n": 1})).unwrap();
+/// let page = db.all_docs(&AllDocsQuery::new().include_docs(true).update_seq(true)).unwrap();
+/// assert_eq!(
+///     serde_json::to_value(&page).unwrap(),
+///     json!({"total_rows": 1, "offset": 0, "update_seq": 1, "rows": [
+///         {"id": "a", "key": "a", "value": {"rev": put.rev},
+///          "doc": {"_id": "a", "_rev": put.rev, "n": 1}}
+///     ]})
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AllDocsResponse {
     /// Number of live documents.

@@ -16,6 +16,20 @@ use super::record::DocRecord;
 use super::storage::{Tables, TxnResult};
 
 /// Where a changes feed starts (exclusive).
+///
+/// ```
+/// use settee::{ChangesQuery, Database, Since};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = Database::create(dir.path().join("db")).unwrap();
+/// db.put(serde_json::json!({"_id": "a"})).unwrap();
+/// db.put(serde_json::json!({"_id": "b"})).unwrap();
+/// let after_1 = db.changes(&ChangesQuery::new().since(Since::Seq(1))).unwrap();
+/// assert_eq!(after_1.results[0].id, "b");
+/// let now = db.changes(&ChangesQuery::new().since(Since::Now)).unwrap();
+/// assert!(now.results.is_empty());
+/// assert_eq!(now.last_seq, 2);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Since {
     /// After this seq (0: from the beginning).
@@ -31,6 +45,23 @@ impl Default for Since {
 }
 
 /// `style=`: which revisions a row lists.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::{BulkOptions, ChangesQuery, ChangesStyle, Database};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = Database::create(dir.path().join("db")).unwrap();
+/// // Two conflicting branches, written as a replicator would.
+/// let (a, b) = (format!("1-{}", "a".repeat(32)), format!("1-{}", "b".repeat(32)));
+/// let docs = vec![json!({"_id": "x", "_rev": a}), json!({"_id": "x", "_rev": b})];
+/// db.bulk_docs(docs, BulkOptions::replicated()).unwrap();
+/// let main = db.changes(&ChangesQuery::new()).unwrap();
+/// assert_eq!(main.results[0].changes.len(), 1);
+/// let all = db.changes(&ChangesQuery::new().style(ChangesStyle::AllDocs)).unwrap();
+/// assert_eq!(all.results[0].changes.len(), 2);
+/// assert_eq!(all.results[0].changes[0].rev, b); // the winner first
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ChangesStyle {
     /// The winning revision only.
@@ -41,9 +72,33 @@ pub enum ChangesStyle {
 }
 
 /// A predicate over the winning document (tombstones carry `_deleted: true`).
+/// See [`ChangesFilter::Predicate`].
 pub type DocPredicate = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
 
 /// Which documents a changes feed reports.
+///
+/// ```
+/// use std::sync::Arc;
+/// use serde_json::json;
+/// use settee::{BulkOptions, ChangesFilter, ChangesQuery, Database};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = Database::create(dir.path().join("db")).unwrap();
+/// let docs = vec![
+///     json!({"_id": "a", "type": "order"}),
+///     json!({"_id": "b", "type": "user"}),
+///     json!({"_id": "_design/app"}),
+/// ];
+/// db.bulk_docs(docs, BulkOptions::default()).unwrap();
+/// let ids = |filter| -> Vec<String> {
+///     let feed = db.changes(&ChangesQuery::new().filter(filter)).unwrap();
+///     feed.results.into_iter().map(|r| r.id).collect()
+/// };
+/// assert_eq!(ids(ChangesFilter::DocIds(vec!["b".into()])), ["b"]);
+/// assert_eq!(ids(ChangesFilter::Design), ["_design/app"]);
+/// let orders = ChangesFilter::Predicate(Arc::new(|doc| doc["type"] == "order"));
+/// assert_eq!(ids(orders), ["a"]);
+/// ```
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub enum ChangesFilter {
@@ -73,9 +128,22 @@ impl fmt::Debug for ChangesFilter {
 /// A changes feed request, as CouchDB's `_changes` parameters.
 ///
 /// ```
-/// use settee::{ChangesQuery, Since};
+/// use settee::{ChangesQuery, Database, Since};
+///
 /// let q = ChangesQuery::new().since(Since::Seq(10)).limit(5).include_docs(true);
 /// assert_eq!(q.limit, Some(5));
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = Database::create(dir.path().join("db")).unwrap();
+/// for id in ["a", "b", "c"] {
+///     db.put(serde_json::json!({"_id": id, "n": 1})).unwrap();
+/// }
+/// let newest = db
+///     .changes(&ChangesQuery::new().descending(true).limit(1).include_docs(true))
+///     .unwrap();
+/// assert_eq!(newest.results[0].id, "c");
+/// assert_eq!(newest.results[0].doc.as_ref().unwrap()["n"], 1);
+/// assert_eq!(newest.pending, 2);
 /// ```
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
@@ -123,6 +191,19 @@ impl ChangesQuery {
         self
     }
     /// Sets `conflicts`.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{BulkOptions, ChangesQuery, Database};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// let (a, b) = (format!("1-{}", "a".repeat(32)), format!("1-{}", "b".repeat(32)));
+    /// let docs = vec![json!({"_id": "x", "_rev": a}), json!({"_id": "x", "_rev": b})];
+    /// db.bulk_docs(docs, BulkOptions::replicated()).unwrap();
+    /// let feed = db.changes(&ChangesQuery::new().include_docs(true).conflicts(true)).unwrap();
+    /// assert_eq!(feed.results[0].doc.as_ref().unwrap()["_conflicts"], json!([a]));
+    /// ```
     pub fn conflicts(mut self, on: bool) -> Self {
         self.conflicts = on;
         self
@@ -146,7 +227,23 @@ pub struct ChangeRev {
     pub rev: String,
 }
 
-/// One row of a changes feed.
+/// One row of a changes feed, serialised as CouchDB's
+/// `{"seq", "id", "changes": [{"rev"}], "deleted"?, "doc"?}`.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::{ChangesQuery, Database, Rev};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = Database::create(dir.path().join("db")).unwrap();
+/// let put = db.put(json!({"_id": "a"})).unwrap();
+/// let del = db.delete("a", &Rev::parse(&put.rev).unwrap()).unwrap();
+/// let row = &db.changes(&ChangesQuery::new()).unwrap().results[0];
+/// assert_eq!(
+///     serde_json::to_value(row).unwrap(),
+///     json!({"seq": 2, "id": "a", "changes": [{"rev": del.rev}], "deleted": true})
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChangeRow {
     /// The seq of the document's latest change.
@@ -164,6 +261,15 @@ pub struct ChangeRow {
 }
 
 /// A changes feed answer: `{"results", "last_seq", "pending"}`.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = settee::Database::create(dir.path().join("db")).unwrap();
+/// db.put(serde_json::json!({"_id": "a"})).unwrap();
+/// db.put(serde_json::json!({"_id": "b"})).unwrap();
+/// let page = db.changes(&settee::ChangesQuery::new().limit(1)).unwrap();
+/// assert_eq!((page.results.len(), page.last_seq, page.pending), (1, 1, 1));
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChangesResponse {
     /// The rows.
@@ -174,7 +280,16 @@ pub struct ChangesResponse {
     pub pending: u64,
 }
 
-/// A committed change, as sent to subscribers.
+/// A committed change, as sent to subscribers ([`Database::subscribe`](crate::Database::subscribe)).
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = settee::Database::create(dir.path().join("db")).unwrap();
+/// let rx = db.subscribe();
+/// let put = db.put(serde_json::json!({"_id": "a"})).unwrap();
+/// let event = rx.try_recv().unwrap(); // sent before `put` returns
+/// assert_eq!(event, settee::ChangeEvent { seq: 1, id: "a".into(), rev: put.rev, deleted: false });
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChangeEvent {
     /// The change's seq.
@@ -187,7 +302,18 @@ pub struct ChangeEvent {
     pub deleted: bool,
 }
 
-/// A document a map function sees, at its latest change.
+/// A document a map function sees, at its latest change
+/// ([`Database::changes_for_indexing`](crate::Database::changes_for_indexing)).
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = settee::Database::create(dir.path().join("db")).unwrap();
+/// let put = db.put(serde_json::json!({"_id": "a", "n": 1})).unwrap();
+/// let change = db.changes_for_indexing(0, 1).unwrap().remove(0);
+/// let doc = change.doc.unwrap();
+/// assert_eq!((doc["_id"].as_str(), doc["_rev"].as_str()), (Some("a"), Some(put.rev.as_str())));
+/// assert_eq!(doc["_local_seq"], 1);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexChange {
     /// The seq of the document's latest change.

@@ -33,6 +33,15 @@ impl IncomingDoc {
 }
 
 /// Checks a document id the way CouchDB does (`couch_doc:validate_docid/1`).
+///
+/// ```
+/// use settee::store::validate_doc_id;
+///
+/// assert!(validate_doc_id("order-1").is_ok());
+/// assert!(validate_doc_id("_design/app").is_ok());
+/// assert_eq!(validate_doc_id("").unwrap_err().status(), 400);
+/// assert!(validate_doc_id("_reserved").is_err());
+/// ```
 pub fn validate_doc_id(id: &str) -> Result<()> {
     if id.is_empty() {
         return Err(illegal_docid("Document id must not be empty"));

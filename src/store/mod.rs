@@ -62,6 +62,16 @@ use storage::Generation;
 use crate::{Error, Result};
 
 /// Tuning of a database, applied when it is first opened in the process.
+///
+/// ```
+/// use settee::{Database, OpenMode, StoreOptions};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let opts = StoreOptions::default().max_document_size(64);
+/// let db = Database::open_with(dir.path().join("db"), OpenMode::Create, opts).unwrap();
+/// let big = serde_json::json!({"_id": "big", "text": "x".repeat(100)});
+/// assert_eq!(db.put(big).unwrap_err().status(), 413);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StoreOptions {
@@ -95,6 +105,18 @@ impl StoreOptions {
 }
 
 /// How [`Database::open_with`] treats the directory.
+///
+/// ```
+/// use settee::{Database, OpenMode, StoreOptions};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("db");
+/// let open = |mode| Database::open_with(&path, mode, StoreOptions::default());
+/// assert_eq!(open(OpenMode::Open).unwrap_err().status(), 404);
+/// open(OpenMode::Create).unwrap();
+/// assert_eq!(open(OpenMode::Create).unwrap_err().name(), "file_exists");
+/// assert!(open(OpenMode::OpenOrCreate).is_ok());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
     /// Create a new database; `file_exists` if there is one.
@@ -105,7 +127,7 @@ pub enum OpenMode {
     OpenOrCreate,
 }
 
-/// `sizes` in [`DbInfo`].
+/// `sizes` in [`DbInfo`] (see [`Database::info`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct DbSizes {
     /// Bytes of the data file on disk.
@@ -117,6 +139,16 @@ pub struct DbSizes {
 }
 
 /// Database information, shaped like CouchDB's `GET /{db}`.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = settee::Database::create(dir.path().join("shop")).unwrap();
+/// db.put(serde_json::json!({"_id": "a"})).unwrap();
+/// let info = serde_json::to_value(db.info().unwrap()).unwrap();
+/// assert_eq!(info["db_name"], "shop");
+/// assert_eq!((info["doc_count"].as_u64(), info["update_seq"].as_u64()), (Some(1), Some(1)));
+/// assert!(info["sizes"]["file"].as_u64().unwrap() > 0);
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DbInfo {
     /// When this process opened the database (seconds since the epoch, as a string).
@@ -143,6 +175,21 @@ pub struct DbInfo {
 
 /// Documents validated and serialised by [`Database::prepare_bulk`], ready
 /// for [`Database::write_prepared`].
+///
+/// ```
+/// use serde_json::json;
+/// use settee::{BulkOptions, Database};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = Database::create(dir.path().join("db")).unwrap();
+/// let opts = BulkOptions::default().per_doc_errors(true);
+/// let batch = db.prepare_bulk(vec![json!({"_id": "a"}), json!({"_id": "_bad"})], opts).unwrap();
+/// assert_eq!(db.update_seq().unwrap(), 0); // nothing written yet
+/// let results = db.write_prepared(batch).unwrap();
+/// assert!(!results[0].is_error());
+/// assert!(results[1].is_error()); // `_bad` is not a valid id
+/// assert_eq!(db.update_seq().unwrap(), 1);
+/// ```
 pub struct PreparedBatch {
     opts: BulkOptions,
     /// Per input document: its refusal, or `None` when it is in `prepared`.
@@ -196,6 +243,29 @@ static REGISTRY: LazyLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> = LazyLock::new
 ///
 /// Writes are made for a [`UserCtx`] (a server admin by default, see
 /// [`Database::as_user`]), which validators receive.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::Database;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = Database::create(dir.path().join("db")).unwrap();
+/// let writers: Vec<_> = (0..4)
+///     .map(|t| {
+///         let db = db.clone();
+///         std::thread::spawn(move || {
+///             for i in 0..25 {
+///                 db.put(json!({"_id": format!("t{t}-{i}")})).unwrap();
+///             }
+///         })
+///     })
+///     .collect();
+/// for w in writers {
+///     w.join().unwrap();
+/// }
+/// assert_eq!(db.info().unwrap().doc_count, 100);
+/// assert_eq!(db.update_seq().unwrap(), 100);
+/// ```
 #[derive(Clone)]
 pub struct Database {
     shared: Arc<Shared>,
@@ -247,22 +317,64 @@ impl std::fmt::Debug for Database {
 impl Database {
     /// Creates a new database in `dir` (created if missing).
     /// `file_exists` (412) if it already holds one.
+    ///
+    /// ```
+    /// use settee::{Database, Error};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// assert_eq!(db.info().unwrap().doc_count, 0);
+    /// let again = Database::create(dir.path().join("db")).unwrap_err();
+    /// assert!(matches!(again, Error::DatabaseExists));
+    /// assert_eq!(again.status(), 412);
+    /// ```
     pub fn create(dir: impl AsRef<Path>) -> Result<Database> {
         Self::open_with(dir, OpenMode::Create, StoreOptions::default())
     }
 
     /// Opens the database in `dir`; `not_found` if there is none.
+    ///
+    /// ```
+    /// use settee::Database;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("db");
+    /// assert_eq!(Database::open(&path).unwrap_err().status(), 404);
+    /// Database::create(&path).unwrap().put(serde_json::json!({"_id": "a"})).unwrap();
+    /// let db = Database::open(&path).unwrap();
+    /// assert_eq!(db.info().unwrap().doc_count, 1);
+    /// ```
     pub fn open(dir: impl AsRef<Path>) -> Result<Database> {
         Self::open_with(dir, OpenMode::Open, StoreOptions::default())
     }
 
     /// Opens the database in `dir`, creating it if needed.
+    ///
+    /// ```
+    /// use settee::Database;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let first = Database::open_or_create(dir.path().join("db")).unwrap();
+    /// first.put(serde_json::json!({"_id": "a"})).unwrap();
+    /// // A second handle on the same directory shares the data.
+    /// let second = Database::open_or_create(dir.path().join("db")).unwrap();
+    /// assert_eq!(second.update_seq().unwrap(), 1);
+    /// ```
     pub fn open_or_create(dir: impl AsRef<Path>) -> Result<Database> {
         Self::open_with(dir, OpenMode::OpenOrCreate, StoreOptions::default())
     }
 
     /// Opens or creates with explicit options. When the database is already
     /// open in this process the existing handle's options stay in force.
+    ///
+    /// ```
+    /// use settee::{Database, OpenMode, StoreOptions};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let opts = StoreOptions::default().initial_map_size(16 << 20);
+    /// let db = Database::open_with(dir.path().join("db"), OpenMode::OpenOrCreate, opts).unwrap();
+    /// assert_eq!(db.name(), "db");
+    /// ```
     pub fn open_with(
         dir: impl AsRef<Path>,
         mode: OpenMode,
@@ -330,16 +442,54 @@ impl Database {
     }
 
     /// The database directory (canonical). View indexes live in `<path>/views/`.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = settee::Database::create(dir.path().join("db")).unwrap();
+    /// assert_eq!(db.path(), dir.path().join("db").canonicalize().unwrap());
+    /// ```
     pub fn path(&self) -> &Path {
         &self.shared.path
     }
 
     /// The database name: the directory's name.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = settee::Database::create(dir.path().join("orders")).unwrap();
+    /// assert_eq!(db.name(), "orders");
+    /// ```
     pub fn name(&self) -> &str {
         &self.shared.name
     }
 
     /// A handle writing as `user` (validators see it as `userCtx`).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use settee::{Database, Error, UpdateValidator, UserCtx, ValidationRequest};
+    ///
+    /// /// Only admins write.
+    /// struct AdminsOnly;
+    /// impl UpdateValidator for AdminsOnly {
+    ///     fn validate_batch(&self, reqs: &[ValidationRequest<'_>]) -> Vec<settee::Result<()>> {
+    ///         reqs.iter()
+    ///             .map(|r| match r.user.is_admin() {
+    ///                 true => Ok(()),
+    ///                 false => Err(Error::Unauthorized("admins only".into())),
+    ///             })
+    ///             .collect()
+    ///     }
+    /// }
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// db.set_validator(Some(Arc::new(AdminsOnly)));
+    /// let guest = db.as_user(UserCtx::anonymous());
+    /// assert!(guest.user().roles.is_empty());
+    /// assert_eq!(guest.put(serde_json::json!({"_id": "a"})).unwrap_err().status(), 401);
+    /// assert!(db.put(serde_json::json!({"_id": "a"})).is_ok()); // `db` writes as an admin
+    /// ```
     pub fn as_user(&self, user: UserCtx) -> Database {
         Database {
             shared: self.shared.clone(),
@@ -348,6 +498,16 @@ impl Database {
     }
 
     /// The user this handle writes as.
+    ///
+    /// ```
+    /// use settee::UserCtx;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = settee::Database::create(dir.path().join("db")).unwrap();
+    /// assert!(db.user().is_admin());
+    /// let bob = UserCtx { name: Some("bob".into()), roles: vec!["sales".into()] };
+    /// assert_eq!(db.as_user(bob).user().name.as_deref(), Some("bob"));
+    /// ```
     pub fn user(&self) -> &UserCtx {
         &self.user
     }
@@ -372,6 +532,27 @@ impl Database {
     }
 
     /// Installs (or removes) the validator run before every document write.
+    /// The validator is shared by every handle on the database in this
+    /// process. See [`UpdateValidator`] for an example.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use settee::{Database, Error, UpdateValidator, ValidationRequest};
+    ///
+    /// struct ReadOnly;
+    /// impl UpdateValidator for ReadOnly {
+    ///     fn validate_batch(&self, reqs: &[ValidationRequest<'_>]) -> Vec<settee::Result<()>> {
+    ///         reqs.iter().map(|_| Err(Error::Forbidden("read-only".into()))).collect()
+    ///     }
+    /// }
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// db.set_validator(Some(Arc::new(ReadOnly)));
+    /// assert_eq!(db.put(serde_json::json!({"_id": "a"})).unwrap_err().reason(), "read-only");
+    /// db.set_validator(None);
+    /// assert!(db.put(serde_json::json!({"_id": "a"})).is_ok());
+    /// ```
     pub fn set_validator(&self, validator: Option<Arc<dyn UpdateValidator>>) {
         *self
             .shared
@@ -382,6 +563,24 @@ impl Database {
 
     /// Creates or updates one document (`PUT /{db}/{id}`). Without `_id` a
     /// random id is generated. `_local/` ids write local documents.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{Database, Error};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// let created = db.put(json!({"_id": "a", "n": 1})).unwrap();
+    /// assert_eq!((created.ok, created.id.as_str()), (true, "a"));
+    /// let updated = db.put(json!({"_id": "a", "_rev": created.rev, "n": 2})).unwrap();
+    /// assert!(updated.rev.starts_with("2-"));
+    /// // A stale `_rev` is a conflict.
+    /// let stale = db.put(json!({"_id": "a", "_rev": created.rev, "n": 3})).unwrap_err();
+    /// assert!(matches!(stale, Error::Conflict));
+    /// // Without `_id`, the database picks one.
+    /// let anon = db.put(json!({"n": 4})).unwrap();
+    /// assert!(!anon.id.is_empty());
+    /// ```
     pub fn put(&self, doc: Value) -> Result<DocUpdate> {
         let mut results = self.bulk_docs(vec![doc], BulkOptions::default())?;
         match results.pop() {
@@ -393,6 +592,21 @@ impl Database {
 
     /// Deletes a document (`DELETE /{db}/{id}?rev=`): writes a tombstone
     /// revision. `not_found` (`missing`/`deleted`) if there is nothing to delete.
+    ///
+    /// ```
+    /// use settee::{Database, ReadOptions, Rev};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// let put = db.put(serde_json::json!({"_id": "a"})).unwrap();
+    /// let gone = db.delete("a", &Rev::parse(&put.rev).unwrap()).unwrap();
+    /// assert!(gone.rev.starts_with("2-"));
+    /// let err = db.get("a", &ReadOptions::default()).unwrap_err();
+    /// assert_eq!((err.status(), err.reason().as_str()), (404, "deleted"));
+    /// let err = db.delete("nope", &Rev::parse("1-abc").unwrap()).unwrap_err();
+    /// assert_eq!(err.reason(), "missing");
+    /// assert_eq!(db.info().unwrap().doc_del_count, 1);
+    /// ```
     pub fn delete(&self, id: &str, rev: &Rev) -> Result<DocUpdate> {
         if id.starts_with(LOCAL_PREFIX) {
             return self.delete_local(id);
@@ -537,6 +751,25 @@ impl Database {
 
     /// Reads a document (`GET /{db}/{id}`): the winner, or `opts.rev`.
     /// `not_found` with reason `missing` or `deleted`.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{Database, ReadOptions, Rev};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// let one = db.put(json!({"_id": "a", "n": 1})).unwrap();
+    /// let two = db.put(json!({"_id": "a", "_rev": one.rev, "n": 2})).unwrap();
+    ///
+    /// let doc = db.get("a", &ReadOptions::default()).unwrap();
+    /// assert_eq!(doc, json!({"_id": "a", "_rev": two.rev, "n": 2}));
+    /// // An older revision, while compaction has not dropped it.
+    /// let old = db.get("a", &ReadOptions::default().rev(Rev::parse(&one.rev).unwrap())).unwrap();
+    /// assert_eq!(old["n"], 1);
+    /// let with_history = db.get("a", &ReadOptions::default().revs(true)).unwrap();
+    /// assert_eq!(with_history["_revisions"]["start"], 2);
+    /// assert_eq!(db.get("b", &ReadOptions::default()).unwrap_err().reason(), "missing");
+    /// ```
     pub fn get(&self, id: &str, opts: &ReadOptions) -> Result<Value> {
         if id.starts_with(LOCAL_PREFIX) {
             return self.read(|txn, t| {
@@ -549,7 +782,26 @@ impl Database {
     }
 
     /// Reads several revisions (`GET /{db}/{id}?open_revs=`), shaped as
-    /// CouchDB's `[{"ok": doc} | {"missing": rev}]`.
+    /// CouchDB's `[{"ok": doc} | {"missing": rev}]`. `revs` adds
+    /// `_revisions` to each document; `latest` reads the leaves of the asked
+    /// revisions instead.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{Database, OpenRev, OpenRevs, Rev};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// let put = db.put(json!({"_id": "a", "n": 1})).unwrap();
+    /// let asked = OpenRevs::Revs(vec![Rev::parse(&put.rev).unwrap(), Rev::parse("9-zz").unwrap()]);
+    /// let revs = db.open_revs("a", &asked, false, false).unwrap();
+    /// assert!(matches!(&revs[0], OpenRev::Ok(doc) if doc["n"] == 1));
+    /// assert_eq!(revs[1], OpenRev::Missing("9-zz".into()));
+    /// assert_eq!(serde_json::to_value(&revs[1]).unwrap(), json!({"missing": "9-zz"}));
+    ///
+    /// let leaves = db.open_revs("a", &OpenRevs::All, false, false).unwrap();
+    /// assert_eq!(leaves.len(), 1);
+    /// ```
     pub fn open_revs(
         &self,
         id: &str,
@@ -587,6 +839,21 @@ impl Database {
     }
 
     /// Writes a `_local/` document; `body` may carry `_rev: "0-N"`.
+    /// Local documents are not replicated and never appear in the changes
+    /// feed or in views.
+    ///
+    /// ```
+    /// use serde_json::json;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = settee::Database::create(dir.path().join("db")).unwrap();
+    /// let first = db.put_local("_local/checkpoint", json!({"seq": 10})).unwrap();
+    /// assert_eq!(first.rev, "0-1");
+    /// let next = db.put_local("_local/checkpoint", json!({"_rev": "0-1", "seq": 20})).unwrap();
+    /// assert_eq!(next.rev, "0-2");
+    /// assert_eq!(db.update_seq().unwrap(), 0); // not a document change
+    /// assert_eq!(db.put_local("checkpoint", json!({})).unwrap_err().status(), 400);
+    /// ```
     pub fn put_local(&self, id: &str, body: Value) -> Result<DocUpdate> {
         let Value::Object(mut map) = body else {
             return Err(Error::bad_request("Document must be a JSON object"));
@@ -599,6 +866,17 @@ impl Database {
     }
 
     /// Reads a `_local/` document.
+    ///
+    /// ```
+    /// use serde_json::json;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = settee::Database::create(dir.path().join("db")).unwrap();
+    /// db.put_local("_local/cfg", json!({"mode": "fast"})).unwrap();
+    /// let doc = db.get_local("_local/cfg").unwrap();
+    /// assert_eq!(doc, json!({"_id": "_local/cfg", "_rev": "0-1", "mode": "fast"}));
+    /// assert_eq!(db.get_local("_local/none").unwrap_err().status(), 404);
+    /// ```
     pub fn get_local(&self, id: &str) -> Result<Value> {
         if !id.starts_with(LOCAL_PREFIX) {
             return Err(Error::bad_request("Invalid _local document id."));
@@ -607,6 +885,14 @@ impl Database {
     }
 
     /// Deletes a `_local/` document (any rev is accepted; the answer's rev is `0-0`).
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = settee::Database::create(dir.path().join("db")).unwrap();
+    /// db.put_local("_local/tmp", serde_json::json!({})).unwrap();
+    /// assert_eq!(db.delete_local("_local/tmp").unwrap().rev, "0-0");
+    /// assert_eq!(db.get_local("_local/tmp").unwrap_err().status(), 404);
+    /// ```
     pub fn delete_local(&self, id: &str) -> Result<DocUpdate> {
         if !id.starts_with(LOCAL_PREFIX) {
             return Err(Error::bad_request("Invalid _local document id."));
@@ -634,6 +920,20 @@ impl Database {
     }
 
     /// Lists `_local/` documents by id, as `_local_docs` (no totals).
+    ///
+    /// ```
+    /// use serde_json::json;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = settee::Database::create(dir.path().join("db")).unwrap();
+    /// db.put_local("_local/b", json!({})).unwrap();
+    /// db.put_local("_local/a", json!({"x": 1})).unwrap();
+    /// let rows = db.local_docs(false, true).unwrap();
+    /// assert_eq!(rows[0]["id"], "_local/a");
+    /// assert_eq!(rows[0]["value"], json!({"rev": "0-1"}));
+    /// assert_eq!(rows[0]["doc"]["x"], 1);
+    /// assert_eq!(db.local_docs(true, false).unwrap()[0]["id"], "_local/b");
+    /// ```
     pub fn local_docs(&self, descending: bool, include_docs: bool) -> Result<Vec<Value>> {
         self.read(|txn, t| local::list(txn, t, descending, include_docs))
     }
@@ -684,16 +984,53 @@ impl Database {
     /// Documents changed after `since` (at most `limit`), in seq order, as
     /// map functions see them; deleted ones without a body. This is the view
     /// indexer's feed: one read transaction, one parse per document.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{Database, Rev};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// let a = db.put(json!({"_id": "a", "n": 1})).unwrap();
+    /// db.put(json!({"_id": "b", "n": 2})).unwrap();
+    /// db.delete("a", &Rev::parse(&a.rev).unwrap()).unwrap();
+    /// let batch = db.changes_for_indexing(0, 10).unwrap();
+    /// assert_eq!((batch[0].id.as_str(), batch[0].seq), ("b", 2));
+    /// assert_eq!(batch[0].doc.as_ref().unwrap()["n"], 2);
+    /// assert!(batch[1].deleted && batch[1].doc.is_none());
+    /// assert!(db.changes_for_indexing(3, 10).unwrap().is_empty());
+    /// ```
     pub fn changes_for_indexing(&self, since: u64, limit: usize) -> Result<Vec<IndexChange>> {
         self.read(|txn, t| changes::for_indexing(txn, t, since, limit))
     }
 
     /// The seq of the latest committed change.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = settee::Database::create(dir.path().join("db")).unwrap();
+    /// assert_eq!(db.update_seq().unwrap(), 0);
+    /// db.put(serde_json::json!({"_id": "a"})).unwrap();
+    /// assert_eq!(db.update_seq().unwrap(), 1);
+    /// ```
     pub fn update_seq(&self) -> Result<u64> {
         self.read(|txn, t| Ok(meta::Counters::load(txn, t)?.update_seq))
     }
 
     /// Database information (`GET /{db}`).
+    ///
+    /// ```
+    /// use settee::{Database, Rev};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// db.put(serde_json::json!({"_id": "a"})).unwrap();
+    /// let b = db.put(serde_json::json!({"_id": "b"})).unwrap();
+    /// db.delete("b", &Rev::parse(&b.rev).unwrap()).unwrap();
+    /// let info = db.info().unwrap();
+    /// assert_eq!((info.doc_count, info.doc_del_count, info.update_seq), (1, 1, 3));
+    /// assert_eq!(info.db_name, "db");
+    /// ```
     pub fn info(&self) -> Result<DbInfo> {
         let generation = self.shared.current();
         let counters = generation.read(meta::Counters::load)?;
@@ -722,17 +1059,58 @@ impl Database {
     /// Handles in this process move to the compacted file; another process
     /// that has the database open keeps the old file and must reopen it, so
     /// compact while no other process is writing.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{Database, ReadOptions, Rev};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// let one = db.put(json!({"_id": "a", "n": 1})).unwrap();
+    /// db.put(json!({"_id": "a", "_rev": one.rev, "n": 2})).unwrap();
+    /// db.compact().unwrap();
+    /// assert_eq!(db.get("a", &ReadOptions::default()).unwrap()["n"], 2);
+    /// // The replaced revision's body is gone; its place in the history stays.
+    /// let old = ReadOptions::default().rev(Rev::parse(&one.rev).unwrap());
+    /// assert_eq!(db.get("a", &old).unwrap_err().status(), 404);
+    /// assert!(!db.info().unwrap().compact_running);
+    /// ```
     pub fn compact(&self) -> Result<()> {
         compact::compact(&self.shared)
     }
 
     /// The revision limit (`_revs_limit`, default 1000).
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = settee::Database::create(dir.path().join("db")).unwrap();
+    /// assert_eq!(db.revs_limit().unwrap(), settee::store::DEFAULT_REVS_LIMIT);
+    /// ```
     pub fn revs_limit(&self) -> Result<u64> {
         self.read(meta::revs_limit)
     }
 
     /// Sets the revision limit; paths are stemmed to it on their next write.
     /// `bad_request` for 0.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{Database, ReadOptions};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// db.set_revs_limit(2).unwrap();
+    /// assert_eq!(db.revs_limit().unwrap(), 2);
+    /// assert_eq!(db.set_revs_limit(0).unwrap_err().status(), 400);
+    ///
+    /// let mut rev = db.put(json!({"_id": "a"})).unwrap().rev;
+    /// for _ in 0..3 {
+    ///     rev = db.put(json!({"_id": "a", "_rev": rev})).unwrap().rev;
+    /// }
+    /// let doc = db.get("a", &ReadOptions::default().revs(true)).unwrap();
+    /// assert_eq!(doc["_revisions"]["start"], 4);
+    /// assert_eq!(doc["_revisions"]["ids"].as_array().unwrap().len(), 2);
+    /// ```
     pub fn set_revs_limit(&self, limit: u64) -> Result<()> {
         if limit == 0 {
             return Err(Error::bad_request("revs_limit must be a positive integer"));
@@ -741,6 +1119,13 @@ impl Database {
     }
 
     /// Reads a metadata entry stored by another module (e.g. `"security"`).
+    /// `None` if it was never stored.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = settee::Database::create(dir.path().join("db")).unwrap();
+    /// assert_eq!(db.get_meta("app-settings").unwrap(), None);
+    /// ```
     pub fn get_meta(&self, name: &str) -> Result<Option<Value>> {
         self.read(|txn, t| match t.meta.get(txn, &meta::user_key(name))? {
             Some(bytes) => Ok(Some(doc::parse_stored(bytes)?)),
@@ -750,6 +1135,16 @@ impl Database {
 
     /// Stores a metadata entry durably. It is not a document change: the
     /// update seq does not move.
+    ///
+    /// ```
+    /// use serde_json::json;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = settee::Database::create(dir.path().join("db")).unwrap();
+    /// db.put_meta("app-settings", &json!({"theme": "dark"})).unwrap();
+    /// assert_eq!(db.get_meta("app-settings").unwrap(), Some(json!({"theme": "dark"})));
+    /// assert_eq!(db.update_seq().unwrap(), 0);
+    /// ```
     pub fn put_meta(&self, name: &str, value: &Value) -> Result<()> {
         let bytes = serde_json::to_vec(value).map_err(|e| Error::bad_request(e.to_string()))?;
         self.write_meta(|txn, t| {
@@ -759,6 +1154,14 @@ impl Database {
     }
 
     /// Removes a metadata entry.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = settee::Database::create(dir.path().join("db")).unwrap();
+    /// db.put_meta("flag", &serde_json::json!(true)).unwrap();
+    /// db.delete_meta("flag").unwrap();
+    /// assert_eq!(db.get_meta("flag").unwrap(), None);
+    /// ```
     pub fn delete_meta(&self, name: &str) -> Result<()> {
         self.write_meta(|txn, t| {
             t.meta.delete(txn, &meta::user_key(name))?;

@@ -15,6 +15,24 @@ use crate::Error;
 
 /// Options of [`Database::get`](crate::Database::get), as CouchDB's
 /// `GET /{db}/{docid}` query parameters.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::{BulkOptions, Database, ReadOptions};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = Database::create(dir.path().join("db")).unwrap();
+/// let (a, b) = (format!("1-{}", "a".repeat(32)), format!("1-{}", "b".repeat(32)));
+/// let docs = vec![json!({"_id": "x", "_rev": a}), json!({"_id": "x", "_rev": b})];
+/// db.bulk_docs(docs, BulkOptions::replicated()).unwrap();
+///
+/// let doc = db.get("x", &ReadOptions::default().conflicts(true).local_seq(true)).unwrap();
+/// assert_eq!(doc["_rev"], b); // the higher revision id wins
+/// assert_eq!(doc["_conflicts"], json!([a]));
+/// assert_eq!(doc["_local_seq"], 2);
+/// let meta = db.get("x", &ReadOptions::default().meta(true)).unwrap();
+/// assert_eq!(meta["_revs_info"][0]["status"], "available");
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReadOptions {
@@ -48,6 +66,21 @@ impl ReadOptions {
         self
     }
     /// Sets `revs_info`.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{Database, ReadOptions};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// let one = db.put(json!({"_id": "a"})).unwrap();
+    /// let two = db.put(json!({"_id": "a", "_rev": one.rev})).unwrap();
+    /// let doc = db.get("a", &ReadOptions::default().revs_info(true)).unwrap();
+    /// assert_eq!(
+    ///     doc["_revs_info"],
+    ///     json!([{"rev": two.rev, "status": "available"}, {"rev": one.rev, "status": "available"}])
+    /// );
+    /// ```
     pub fn revs_info(mut self, on: bool) -> Self {
         self.revs_info = on;
         self
@@ -58,11 +91,41 @@ impl ReadOptions {
         self
     }
     /// Sets `deleted_conflicts`.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{BulkOptions, Database, ReadOptions, Rev};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// let (a, b) = (format!("1-{}", "a".repeat(32)), format!("1-{}", "b".repeat(32)));
+    /// let docs = vec![json!({"_id": "x", "_rev": a}), json!({"_id": "x", "_rev": b})];
+    /// db.bulk_docs(docs, BulkOptions::replicated()).unwrap();
+    /// // Resolve the conflict by deleting the losing branch.
+    /// let gone = db.delete("x", &Rev::parse(&a).unwrap()).unwrap();
+    /// let opts = ReadOptions::default().conflicts(true).deleted_conflicts(true);
+    /// let doc = db.get("x", &opts).unwrap();
+    /// assert!(doc.get("_conflicts").is_none());
+    /// assert_eq!(doc["_deleted_conflicts"], json!([gone.rev]));
+    /// ```
     pub fn deleted_conflicts(mut self, on: bool) -> Self {
         self.deleted_conflicts = on;
         self
     }
-    /// Sets `latest`.
+    /// Sets `latest`: with `rev`, read the current winner instead (as CouchDB 3.5).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{Database, ReadOptions, Rev};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// let one = db.put(json!({"_id": "a", "n": 1})).unwrap();
+    /// db.put(json!({"_id": "a", "_rev": one.rev, "n": 2})).unwrap();
+    /// let old = ReadOptions::default().rev(Rev::parse(&one.rev).unwrap());
+    /// assert_eq!(db.get("a", &old).unwrap()["n"], 1);
+    /// assert_eq!(db.get("a", &old.latest(true)).unwrap()["n"], 2);
+    /// ```
     pub fn latest(mut self, on: bool) -> Self {
         self.latest = on;
         self
@@ -80,6 +143,27 @@ impl ReadOptions {
 }
 
 /// Which revisions [`Database::open_revs`](crate::Database::open_revs) reads.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::{BulkOptions, Database, OpenRev, OpenRevs};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = Database::create(dir.path().join("db")).unwrap();
+/// let (a, b) = (format!("1-{}", "a".repeat(32)), format!("1-{}", "b".repeat(32)));
+/// let docs = vec![json!({"_id": "x", "_rev": b}), json!({"_id": "x", "_rev": a})];
+/// db.bulk_docs(docs, BulkOptions::replicated()).unwrap();
+/// let revs: Vec<_> = db
+///     .open_revs("x", &OpenRevs::All, false, false)
+///     .unwrap()
+///     .into_iter()
+///     .map(|r| match r {
+///         OpenRev::Ok(doc) => doc["_rev"].as_str().unwrap().to_owned(),
+///         OpenRev::Missing(rev) => rev,
+///     })
+///     .collect();
+/// assert_eq!(revs, [a, b]); // revision order
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpenRevs {
     /// `open_revs=all`: every leaf, in revision order (generation, then id).
@@ -92,6 +176,16 @@ pub enum OpenRevs {
 }
 
 /// One item of an `open_revs` answer: `{"ok": doc}` or `{"missing": rev}`.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::OpenRev;
+///
+/// let found = OpenRev::Ok(json!({"_id": "a", "_rev": "1-x"}));
+/// assert_eq!(serde_json::to_value(&found).unwrap(), json!({"ok": {"_id": "a", "_rev": "1-x"}}));
+/// let missing = OpenRev::Missing("2-y".into());
+/// assert_eq!(serde_json::to_value(&missing).unwrap(), json!({"missing": "2-y"}));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum OpenRev {
     /// The revision's document.
@@ -304,7 +398,16 @@ pub(crate) fn open_revs(
     Ok(out)
 }
 
-/// What `_revs_diff` answers for one document.
+/// What `_revs_diff` answers for one document
+/// ([`Database::revs_diff`](crate::Database::revs_diff)).
+///
+/// ```
+/// use settee::RevsDiff;
+///
+/// let diff = RevsDiff { missing: vec!["2-b".into()], possible_ancestors: vec![] };
+/// // `possible_ancestors` is left out when empty, as CouchDB does.
+/// assert_eq!(serde_json::to_value(&diff).unwrap(), serde_json::json!({"missing": ["2-b"]}));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RevsDiff {
     /// The asked revisions the database does not have (stemmed ones included).

@@ -54,6 +54,12 @@ impl Rev {
     }
 
     /// Parses a JSON value that must be a rev string.
+    ///
+    /// ```
+    /// use settee::Rev;
+    /// assert_eq!(Rev::from_json(&serde_json::json!("1-a")).unwrap().pos, 1);
+    /// assert_eq!(Rev::from_json(&serde_json::json!(1)).unwrap_err().reason(), "Invalid rev format");
+    /// ```
     pub fn from_json(v: &serde_json::Value) -> Result<Rev> {
         match v {
             serde_json::Value::String(s) => Rev::parse(s),
@@ -113,6 +119,15 @@ impl Rev {
     /// CouchDB's revision order: generation, then the id as CouchDB stores it
     /// (16 raw bytes for a hex id, so equal to the lowercase hex string order;
     /// other ids as their bytes).
+    ///
+    /// ```
+    /// use std::cmp::Ordering;
+    /// use settee::Rev;
+    ///
+    /// let rev = |s| Rev::parse(s).unwrap();
+    /// assert_eq!(rev("2-a").couch_cmp(&rev("10-a")), Ordering::Less);
+    /// assert_eq!(rev("1-b").couch_cmp(&rev("1-a")), Ordering::Greater);
+    /// ```
     pub fn couch_cmp(&self, other: &Rev) -> Ordering {
         self.pos
             .cmp(&other.pos)

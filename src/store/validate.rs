@@ -7,6 +7,19 @@ use serde_json::Value;
 use crate::Result;
 
 /// The user a write is made for, as CouchDB's `userCtx` (without `db`).
+///
+/// ```
+/// use settee::UserCtx;
+///
+/// assert!(UserCtx::admin().is_admin());
+/// assert!(!UserCtx::anonymous().is_admin());
+/// assert_eq!(UserCtx::default(), UserCtx::admin());
+/// let bob = UserCtx { name: Some("bob".into()), roles: vec!["sales".into()] };
+/// assert_eq!(
+///     serde_json::to_value(&bob).unwrap(),
+///     serde_json::json!({"name": "bob", "roles": ["sales"]})
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserCtx {
     /// The user name; `None` for anonymous and for the embedded default admin.
@@ -45,6 +58,33 @@ impl Default for UserCtx {
 }
 
 /// One document update submitted to the validator.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use serde_json::{json, Value};
+/// use settee::{Database, UpdateValidator, ValidationRequest};
+///
+/// /// Records what it is shown.
+/// #[derive(Default)]
+/// struct Spy(Mutex<Vec<(Value, Option<Value>)>>);
+/// impl UpdateValidator for Spy {
+///     fn validate_batch(&self, reqs: &[ValidationRequest<'_>]) -> Vec<settee::Result<()>> {
+///         let mut seen = self.0.lock().unwrap();
+///         reqs.iter().map(|r| { seen.push((r.new_doc.clone(), r.old_doc.clone())); Ok(()) }).collect()
+///     }
+/// }
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = Database::create(dir.path().join("db")).unwrap();
+/// let spy = Arc::new(Spy::default());
+/// db.set_validator(Some(spy.clone()));
+/// let first = db.put(json!({"_id": "a", "n": 1})).unwrap();
+/// db.put(json!({"_id": "a", "_rev": first.rev, "n": 2})).unwrap();
+/// let seen = spy.0.lock().unwrap();
+/// assert_eq!(seen[0].1, None); // a new document has no old revision
+/// assert_eq!(seen[1].0["n"], 2);
+/// assert_eq!(seen[1].1.as_ref().unwrap()["n"], 1);
+/// ```
 #[derive(Debug)]
 pub struct ValidationRequest<'a> {
     /// The document id.

@@ -20,6 +20,23 @@ use super::ChangeEvent;
 use crate::{Error, Result};
 
 /// Options of [`Database::bulk_docs`](crate::Database::bulk_docs).
+///
+/// ```
+/// use serde_json::json;
+/// use settee::{BulkOptions, Database};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = Database::create(dir.path().join("db")).unwrap();
+/// let docs = || vec![json!({"_id": "ok"}), json!("not an object")];
+/// // By default one malformed document fails the whole call...
+/// assert!(db.bulk_docs(docs(), BulkOptions::default()).is_err());
+/// assert_eq!(db.update_seq().unwrap(), 0);
+/// // ...with `per_doc_errors` it only fails its own result.
+/// let res = db.bulk_docs(docs(), BulkOptions::default().per_doc_errors(true)).unwrap();
+/// assert!(!res[0].is_error() && res[1].is_error());
+/// assert!(BulkOptions::default().new_edits);
+/// assert!(!BulkOptions::replicated().new_edits);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BulkOptions {
@@ -59,6 +76,14 @@ impl BulkOptions {
 }
 
 /// A successful document write: `{"ok": true, "id": .., "rev": ..}`.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = settee::Database::create(dir.path().join("db")).unwrap();
+/// let update = db.put(serde_json::json!({"_id": "a"})).unwrap();
+/// let body = serde_json::to_value(&update).unwrap();
+/// assert_eq!(body, serde_json::json!({"ok": true, "id": "a", "rev": update.rev}));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DocUpdate {
     /// Always `true`.
@@ -71,6 +96,24 @@ pub struct DocUpdate {
 
 /// The outcome of one document of a bulk write, serialised like CouchDB's
 /// `_bulk_docs` response items.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::{BulkOptions, BulkResult, Database};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = Database::create(dir.path().join("db")).unwrap();
+/// db.put(json!({"_id": "taken"})).unwrap();
+/// let res = db
+///     .bulk_docs(vec![json!({"_id": "new"}), json!({"_id": "taken"})], BulkOptions::default())
+///     .unwrap();
+/// assert!(matches!(&res[0], BulkResult::Ok(u) if u.id == "new"));
+/// assert_eq!((res[1].id(), res[1].is_error()), ("taken", true));
+/// assert_eq!(
+///     serde_json::to_value(&res[1]).unwrap(),
+///     json!({"id": "taken", "error": "conflict", "reason": "Document update conflict."})
+/// );
+/// ```
 #[derive(Debug)]
 pub enum BulkResult {
     /// Written: `{"ok": true, "id", "rev"}`.
@@ -105,6 +148,18 @@ impl BulkResult {
     /// refusals: with the document's `_id` (empty if it has none) and, for
     /// replicated writes (`opts.new_edits == false`), the revision it
     /// carries (`_revisions` wins over `_rev`).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{BulkOptions, BulkResult, Error};
+    ///
+    /// let doc = json!({"_id": "a", "_rev": "3-abc"});
+    /// let refused = BulkResult::refusal(&doc, Error::Forbidden("no".into()), BulkOptions::replicated());
+    /// assert_eq!(
+    ///     serde_json::to_value(&refused).unwrap(),
+    ///     json!({"id": "a", "rev": "3-abc", "error": "forbidden", "reason": "no"})
+    /// );
+    /// ```
     pub fn refusal(doc: &Value, error: Error, opts: BulkOptions) -> BulkResult {
         let id = doc
             .get("_id")

@@ -18,6 +18,24 @@ use crate::js::FunctionKind;
 use crate::view::reduce::BuiltinReducer;
 
 /// A view's reduce function.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::view::reduce::BuiltinReducer;
+/// use settee::view::{DesignDoc, Reducer};
+///
+/// let ddoc = DesignDoc::parse(&json!({"_id": "_design/d", "views": {
+///     "n": {"map": "function(doc) { emit(doc._id, 1); }", "reduce": "_count"},
+///     "js": {"map": "function(doc) { emit(doc._id, 1); }",
+///            "reduce": "function(k, v) { return v.length; }"}
+/// }})).unwrap();
+/// let reducer = |name| {
+///     let at = ddoc.group.view(name).unwrap();
+///     ddoc.group.maps[at.map].reduces[at.reduce.unwrap()].reducer.clone()
+/// };
+/// assert_eq!(reducer("n"), Reducer::Builtin(BuiltinReducer::Count));
+/// assert!(matches!(reducer("js"), Reducer::JavaScript(_)));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reducer {
     /// A built-in reducer run in Rust (`_sum`, `_count`, ...).
@@ -26,7 +44,7 @@ pub enum Reducer {
     JavaScript(String),
 }
 
-/// A view with a reduce function.
+/// A view with a reduce function (see [`Reducer`] for an example).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReduceView {
     /// The view name.
@@ -41,6 +59,25 @@ pub struct ReduceView {
 ///
 /// Views with the same map source and the same `options` share one index tree,
 /// as in CouchDB.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::collate::Collation;
+/// use settee::view::DesignDoc;
+///
+/// let map = "function(doc) { emit(doc.type, 1); }";
+/// let ddoc = DesignDoc::parse(&json!({"_id": "_design/d", "views": {
+///     "all": {"map": map},
+///     "count": {"map": map, "reduce": "_count"},
+///     "raw": {"map": map, "options": {"collation": "raw"}}
+/// }})).unwrap();
+/// assert_eq!(ddoc.group.maps.len(), 2); // `all` and `count` share a tree
+/// let shared = &ddoc.group.maps[ddoc.group.view("count").unwrap().map];
+/// assert_eq!((shared.map_names.as_slice(), shared.reduces[0].name.as_str()), (&["all".to_owned()][..], "count"));
+/// assert_eq!(shared.map_source(), Some(map));
+/// let raw = &ddoc.group.maps[ddoc.group.view("raw").unwrap().map];
+/// assert_eq!(raw.collation, Collation::Raw);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct MapIndex {
     /// The map function: JavaScript source, or a Mango definition for
@@ -63,7 +100,7 @@ impl MapIndex {
     }
 }
 
-/// Where a view name points inside its group.
+/// Where a view name points inside its group ([`ViewGroup::view`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ViewRef {
     /// Index into [`ViewGroup::maps`].
@@ -74,6 +111,19 @@ pub struct ViewRef {
 
 /// The index definition of one design document: what the indexer builds and
 /// what queries read.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::view::DesignDoc;
+///
+/// let views = json!({"v": {"map": "function(doc) { emit(doc.n, null); }"}});
+/// let a = DesignDoc::parse(&json!({"_id": "_design/a", "views": views})).unwrap().group;
+/// let b = DesignDoc::parse(&json!({"_id": "_design/b", "views": views})).unwrap().group;
+/// // Same views, same index: the signature ignores the document's id.
+/// assert_eq!(a.signature, b.signature);
+/// assert_eq!(a.signature.len(), 32);
+/// assert!(a.is_javascript() && !a.include_design());
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ViewGroup {
     /// Hex md5 over everything that changes index contents.
@@ -90,6 +140,17 @@ pub struct ViewGroup {
 
 impl ViewGroup {
     /// Finds a view by name.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::view::{DesignDoc, ViewRef};
+    ///
+    /// let ddoc = DesignDoc::parse(&json!({"_id": "_design/d", "views": {
+    ///     "by_n": {"map": "function(doc) { emit(doc.n, 1); }", "reduce": "_sum"}
+    /// }})).unwrap();
+    /// assert_eq!(ddoc.group.view("by_n"), Some(ViewRef { map: 0, reduce: Some(0) }));
+    /// assert_eq!(ddoc.group.view("nope"), None);
+    /// ```
     pub fn view(&self, name: &str) -> Option<ViewRef> {
         self.maps.iter().enumerate().find_map(|(i, m)| {
             if m.map_names.iter().any(|n| n == name) {
@@ -107,6 +168,15 @@ impl ViewGroup {
     }
 
     /// `options.include_design`: design documents are mapped too.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::view::DesignDoc;
+    /// let ddoc = DesignDoc::parse(&json!({"_id": "_design/d",
+    ///     "options": {"include_design": true, "local_seq": true},
+    ///     "views": {"v": {"map": "function(doc) { emit(doc._local_seq, null); }"}}})).unwrap();
+    /// assert!(ddoc.group.include_design() && ddoc.group.local_seq());
+    /// ```
     pub fn include_design(&self) -> bool {
         self.options.get("include_design") == Some(&Value::Bool(true))
     }
@@ -117,12 +187,36 @@ impl ViewGroup {
     }
 
     /// Whether this group runs JavaScript (as opposed to Mango or an unknown language).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::view::DesignDoc;
+    /// let ddoc = DesignDoc::parse(&json!({"_id": "_design/d", "language": "erlang",
+    ///     "views": {"v": {"map": "fun({Doc}) -> ok end."}}})).unwrap();
+    /// assert_eq!(ddoc.group.language, "erlang");
+    /// assert!(!ddoc.group.is_javascript());
+    /// ```
     pub fn is_javascript(&self) -> bool {
         self.language == "javascript"
     }
 }
 
 /// A design document's content that settee acts on.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::view::DesignDoc;
+///
+/// let ddoc = DesignDoc::parse(&json!({
+///     "_id": "_design/app",
+///     "autoupdate": false,
+///     "validate_doc_update": "function(newDoc) { if (!newDoc.type) throw({forbidden: 'type'}); }",
+///     "views": {"by_type": {"map": "function(doc) { emit(doc.type, null); }"}}
+/// })).unwrap();
+/// assert_eq!(ddoc.id, "_design/app");
+/// assert!(!ddoc.autoupdate);
+/// assert!(ddoc.validate_doc_update.is_some());
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesignDoc {
     /// `_design/...`.
@@ -233,6 +327,23 @@ impl DesignDoc {
     /// CouchDB's prefix: "Compilation of the map function in the 'v' view
     /// failed: ...". Groups in a language other than JavaScript are not
     /// compiled (CouchDB accepts them, and fails their queries).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::view::DesignDoc;
+    /// use settee::Error;
+    ///
+    /// let ddoc = DesignDoc::parse(&json!({"_id": "_design/d",
+    ///     "views": {"v": {"map": "function(doc) { oops }"}}})).unwrap();
+    /// // Any compiler will do; this one rejects sources containing "oops".
+    /// let err = ddoc
+    ///     .compile_check(|_kind, source| match source.contains("oops") {
+    ///         true => Err(Error::Compilation("bad".into())),
+    ///         false => Ok(()),
+    ///     })
+    ///     .unwrap_err();
+    /// assert_eq!(err.reason(), "Compilation of the map function in the 'v' view failed: bad");
+    /// ```
     pub fn compile_check<F>(&self, mut compile: F) -> Result<()>
     where
         F: FnMut(FunctionKind, &str) -> Result<()>,

@@ -13,6 +13,16 @@ use crate::error::{Error, Result};
 use crate::view::reduce::GroupLevel;
 
 /// When a query brings the index up to date (`update=`, or `stale=`).
+///
+/// ```
+/// use settee::view::{UpdateMode, ViewQuery};
+///
+/// assert_eq!(ViewQuery::new().update, UpdateMode::True);
+/// let q = ViewQuery::new().update(UpdateMode::False);
+/// assert_eq!(q, ViewQuery::from_query_pairs([("update", "false")]).unwrap());
+/// let stale = ViewQuery::from_query_pairs([("stale", "update_after")]).unwrap();
+/// assert_eq!(stale.update, UpdateMode::Lazy);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UpdateMode {
     /// Update the index to the database's current sequence before reading (default).
@@ -97,6 +107,12 @@ struct ExactKeys {
 
 impl ViewQuery {
     /// A query with CouchDB's defaults.
+    ///
+    /// ```
+    /// use settee::view::ViewQuery;
+    /// let q = ViewQuery::new();
+    /// assert_eq!((q.limit, q.skip, q.descending, q.sorted), (None, 0, false, true));
+    /// ```
     pub fn new() -> Self {
         ViewQuery {
             sorted: true,
@@ -105,6 +121,14 @@ impl ViewQuery {
     }
 
     /// `key=K`: only rows whose key collates equal to `K`.
+    /// The same as setting both ends of the range.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::view::ViewQuery;
+    /// let q = ViewQuery::new().key(json!(["a", 1]));
+    /// assert_eq!(q, ViewQuery::new().start_key(json!(["a", 1])).end_key(json!(["a", 1])));
+    /// ```
     pub fn key(mut self, key: Value) -> Self {
         self.start_key = Some(key.clone());
         self.end_key = Some(key);
@@ -114,20 +138,49 @@ impl ViewQuery {
     }
 
     /// `keys=[..]`: rows for each of these keys, in the order given.
+    /// On a reduce view it needs `group=true` (or `reduce=false`).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::view::ViewQuery;
+    /// let q = ViewQuery::new().keys(vec![json!("b"), json!("a")]);
+    /// assert!(q.resolve(false).is_ok());
+    /// let err = q.resolve(true).unwrap_err();
+    /// assert_eq!(err.reason(), "Multi-key fetches for reduce views must use `group=true`");
+    /// assert!(q.clone().group(true).resolve(true).is_ok());
+    /// ```
     pub fn keys(mut self, keys: Vec<Value>) -> Self {
         self.keys = Some(keys);
         self.exact.keys.clear();
         self
     }
 
-    /// `startkey`.
+    /// `startkey`: the first key of the range (in the query's direction).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::view::ViewQuery;
+    /// // Everything under the key prefix ["2024"]: `{}` sorts after every other value.
+    /// let q = ViewQuery::new().start_key(json!(["2024"])).end_key(json!(["2024", {}]));
+    /// assert!(q.resolve(false).is_ok());
+    /// // A range and `keys` do not mix.
+    /// let err = q.keys(vec![json!("x")]).resolve(false).unwrap_err();
+    /// assert_eq!(err.name(), "query_parse_error");
+    /// ```
     pub fn start_key(mut self, key: Value) -> Self {
         self.start_key = Some(key);
         self.exact.start = None;
         self
     }
 
-    /// `endkey`.
+    /// `endkey`: the last key of the range (in the query's direction).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::view::ViewQuery;
+    /// let q = ViewQuery::new().descending(true).start_key(json!("m")).end_key(json!("a"));
+    /// assert_eq!(q.end_key, Some(json!("a")));
+    /// ```
     pub fn end_key(mut self, key: Value) -> Self {
         self.end_key = Some(key);
         self.exact.end = None;
@@ -149,79 +202,167 @@ impl ViewQuery {
         self.exact.keys.get(i).and_then(Option::as_ref)
     }
 
-    /// `startkey_docid`.
+    /// `startkey_docid`: among rows with the start key, start at this doc id.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::view::ViewQuery;
+    /// // Resume a page after row (key "k", id "doc-7").
+    /// let q = ViewQuery::new().start_key(json!("k")).start_key_docid("doc-7").skip(1);
+    /// assert_eq!(q.start_key_docid.as_deref(), Some("doc-7"));
+    /// ```
     pub fn start_key_docid(mut self, id: impl Into<String>) -> Self {
         self.start_key_docid = Some(id.into());
         self
     }
 
-    /// `endkey_docid`.
+    /// `endkey_docid`: among rows with the end key, stop at this doc id.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::view::ViewQuery;
+    /// let q = ViewQuery::new().end_key(json!("k")).end_key_docid("doc-3");
+    /// assert_eq!(q, ViewQuery::from_query_pairs([("endkey", "\"k\""), ("endkey_docid", "doc-3")]).unwrap());
+    /// ```
     pub fn end_key_docid(mut self, id: impl Into<String>) -> Self {
         self.end_key_docid = Some(id.into());
         self
     }
 
-    /// `inclusive_end`.
+    /// `inclusive_end`: whether rows with the end key are included (default true).
+    ///
+    /// ```
+    /// use settee::view::ViewQuery;
+    /// assert!(ViewQuery::new().resolve(false).unwrap().inclusive_end());
+    /// let q = ViewQuery::new().inclusive_end(false).resolve(false).unwrap();
+    /// assert!(!q.inclusive_end());
+    /// ```
     pub fn inclusive_end(mut self, inclusive: bool) -> Self {
         self.inclusive_end = Some(inclusive);
         self
     }
 
-    /// `descending`.
+    /// `descending`: walk the index from the largest key down.
+    ///
+    /// ```
+    /// use settee::view::ViewQuery;
+    /// assert!(ViewQuery::from_query_pairs([("descending", "true")]).unwrap().descending);
+    /// assert_eq!(ViewQuery::new().descending(true), ViewQuery::from_query_pairs([("descending", "true")]).unwrap());
+    /// ```
     pub fn descending(mut self, descending: bool) -> Self {
         self.descending = descending;
         self
     }
 
-    /// `limit`.
+    /// `limit`: the most rows (or groups) returned.
+    ///
+    /// ```
+    /// use settee::view::ViewQuery;
+    /// assert_eq!(ViewQuery::new().limit(10).limit, Some(10));
+    /// ```
     pub fn limit(mut self, limit: u64) -> Self {
         self.limit = Some(limit);
         self
     }
 
-    /// `skip`.
+    /// `skip`: rows (or groups) dropped before the first returned one.
+    ///
+    /// ```
+    /// use settee::view::ViewQuery;
+    /// let page_3 = ViewQuery::new().skip(20).limit(10);
+    /// assert_eq!((page_3.skip, page_3.limit), (20, Some(10)));
+    /// ```
     pub fn skip(mut self, skip: u64) -> Self {
         self.skip = skip;
         self
     }
 
-    /// `reduce`.
+    /// `reduce`: whether a reduce view reduces (default true); `true` is an
+    /// error on a map-only view.
+    ///
+    /// ```
+    /// use settee::view::ViewQuery;
+    /// assert!(ViewQuery::new().resolve(true).unwrap().reduce);
+    /// assert!(!ViewQuery::new().reduce(false).resolve(true).unwrap().reduce);
+    /// let err = ViewQuery::new().reduce(true).resolve(false).unwrap_err();
+    /// assert_eq!(err.reason(), "Reduce is invalid for map-only views.");
+    /// ```
     pub fn reduce(mut self, reduce: bool) -> Self {
         self.reduce = Some(reduce);
         self
     }
 
-    /// `group`.
+    /// `group`: reduce per distinct key.
+    ///
+    /// ```
+    /// use settee::view::{GroupLevel, ViewQuery};
+    /// let q = ViewQuery::new().group(true).resolve(true).unwrap();
+    /// assert_eq!(q.group_level, GroupLevel::Exact);
+    /// assert_eq!(ViewQuery::new().resolve(true).unwrap().group_level, GroupLevel::All);
+    /// ```
     pub fn group(mut self, group: bool) -> Self {
         self.group = Some(group);
         self
     }
 
-    /// `group_level`.
+    /// `group_level`: reduce per array-key prefix of this length (0: everything).
+    ///
+    /// ```
+    /// use settee::view::{GroupLevel, ViewQuery};
+    /// let q = ViewQuery::new().group_level(2).resolve(true).unwrap();
+    /// assert_eq!(q.group_level, GroupLevel::Level(2));
+    /// let err = ViewQuery::new().group(false).group_level(1).resolve(true).unwrap_err();
+    /// assert_eq!(err.reason(), "Can't specify group=false and group_level>0 at the same time");
+    /// ```
     pub fn group_level(mut self, level: u64) -> Self {
         self.group_level = Some(level);
         self
     }
 
-    /// `include_docs`.
+    /// `include_docs`: add each row's document (map queries only).
+    ///
+    /// ```
+    /// use settee::view::ViewQuery;
+    /// assert!(ViewQuery::new().include_docs(true).reduce(false).resolve(true).is_ok());
+    /// let err = ViewQuery::new().include_docs(true).resolve(true).unwrap_err();
+    /// assert_eq!(err.reason(), "`include_docs` is invalid for reduce");
+    /// ```
     pub fn include_docs(mut self, include: bool) -> Self {
         self.include_docs = include;
         self
     }
 
-    /// `conflicts`.
+    /// `conflicts`: with `include_docs`, add `_conflicts` to the documents.
+    ///
+    /// ```
+    /// use settee::view::ViewQuery;
+    /// let q = ViewQuery::new().include_docs(true).conflicts(true);
+    /// assert!(q.resolve(false).is_ok());
+    /// assert_eq!(q.resolve(true).unwrap_err().name(), "query_parse_error");
+    /// ```
     pub fn conflicts(mut self, conflicts: bool) -> Self {
         self.conflicts = Some(conflicts);
         self
     }
 
-    /// `update`.
+    /// `update`: whether the index is brought up to date first (see [`UpdateMode`]).
+    ///
+    /// ```
+    /// use settee::view::{UpdateMode, ViewQuery};
+    /// let q = ViewQuery::new().update(UpdateMode::Lazy);
+    /// assert_eq!(q.update, UpdateMode::Lazy);
+    /// ```
     pub fn update(mut self, mode: UpdateMode) -> Self {
         self.update = mode;
         self
     }
 
-    /// `update_seq`.
+    /// `update_seq`: report the sequence the index reflects.
+    ///
+    /// ```
+    /// use settee::view::ViewQuery;
+    /// assert!(ViewQuery::new().update_seq(true).update_seq);
+    /// ```
     pub fn update_seq(mut self, report: bool) -> Self {
         self.update_seq = report;
         self
@@ -264,6 +405,17 @@ impl ViewQuery {
 
     /// Applies a POST body on top of this query (CouchDB parses the body first,
     /// then lets the query string override it).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::view::ViewQuery;
+    /// let mut q = ViewQuery::new();
+    /// q.apply_body(&json!({"keys": ["a", "b"], "limit": 1})).unwrap();
+    /// q.apply_query_pairs([("limit", "5")]).unwrap();
+    /// assert_eq!((q.keys.as_ref().map(Vec::len), q.limit), (Some(2), Some(5)));
+    /// let err = q.apply_body(&json!({"keys": "a"})).unwrap_err();
+    /// assert_eq!(err.reason(), "`keys` member must be an array.");
+    /// ```
     pub fn apply_body(&mut self, body: &Value) -> Result<()> {
         self.apply_body_text(body, None)
     }
@@ -304,6 +456,18 @@ impl ViewQuery {
     }
 
     /// Applies URL query parameters on top of this query.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::view::ViewQuery;
+    /// let mut q = ViewQuery::new().limit(3);
+    /// q.apply_query_pairs([("startkey", "[\"a\"]"), ("skip", "2")]).unwrap();
+    /// assert_eq!((q.start_key, q.skip, q.limit), (Some(json!(["a"])), 2, Some(3)));
+    /// // A one-key `keys` is a `key` (CouchDB 3.3+).
+    /// let mut one = ViewQuery::new();
+    /// one.apply_query_pairs([("keys", "[\"x\"]")]).unwrap();
+    /// assert_eq!(one, ViewQuery::new().key(json!("x")));
+    /// ```
     pub fn apply_query_pairs<'a, I>(&mut self, pairs: I) -> Result<()>
     where
         I: IntoIterator<Item = (&'a str, &'a str)>,
@@ -475,6 +639,14 @@ impl ViewQuery {
 }
 
 /// A query checked against its view: what the engine executes.
+///
+/// ```
+/// use settee::view::{GroupLevel, ViewQuery};
+/// let resolved = ViewQuery::new().group_level(1).resolve(true).unwrap();
+/// assert!(resolved.reduce);
+/// assert_eq!(resolved.group_level, GroupLevel::Level(1));
+/// assert_eq!(resolved.options.group_level, Some(1));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedQuery {
     /// The options as given.
@@ -487,6 +659,11 @@ pub struct ResolvedQuery {
 
 impl ResolvedQuery {
     /// `inclusive_end` with its default applied.
+    ///
+    /// ```
+    /// use settee::view::ViewQuery;
+    /// assert!(ViewQuery::new().resolve(false).unwrap().inclusive_end());
+    /// ```
     pub fn inclusive_end(&self) -> bool {
         self.options.inclusive_end.unwrap_or(true)
     }

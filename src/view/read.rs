@@ -15,6 +15,13 @@ use crate::view::query::{ResolvedQuery, ViewQuery};
 use crate::view::reduce::{group_key, same_group, GroupLevel};
 
 /// One row of a map query (`{"id", "key", "value"[, "doc"]}`).
+///
+/// ```
+/// use serde_json::json;
+/// use settee::view::MapRow;
+/// let row = MapRow { id: "a".into(), key: json!([1, 2]), value: json!(null), doc: None };
+/// assert_eq!(serde_json::to_value(&row).unwrap(), json!({"id": "a", "key": [1, 2], "value": null}));
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MapRow {
     /// The emitting document.
@@ -30,6 +37,19 @@ pub struct MapRow {
 
 /// One row of a reduce query: `{"key", "value"}`, or CouchDB's error row when
 /// a JavaScript reduce overflowed (`reduce_limit`).
+///
+/// ```
+/// use serde_json::json;
+/// use settee::view::ReduceRow;
+/// let row = ReduceRow::Value { key: json!("ann"), value: json!(35) };
+/// assert_eq!(serde_json::to_value(&row).unwrap(), json!({"key": "ann", "value": 35}));
+/// let overflow = ReduceRow::Error {
+///     key: json!(null),
+///     error: "reduce_overflow_error".into(),
+///     reason: "Reduce output must shrink more rapidly".into(),
+/// };
+/// assert_eq!(serde_json::to_value(&overflow).unwrap()["error"], "reduce_overflow_error");
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ReduceRow {

@@ -8,6 +8,14 @@ use std::cmp::Ordering;
 use std::iter::Peekable;
 
 /// How rows are grouped for reduce output.
+///
+/// ```
+/// use settee::view::GroupLevel;
+/// assert_eq!(GroupLevel::from_options(false, None), GroupLevel::All);
+/// assert_eq!(GroupLevel::from_options(true, None), GroupLevel::Exact);
+/// assert_eq!(GroupLevel::from_options(true, Some(2)), GroupLevel::Level(2));
+/// assert_eq!(GroupLevel::from_options(true, Some(0)), GroupLevel::All);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupLevel {
     /// `group=false` or `group_level=0`: one group, reported with key `null`.
@@ -57,6 +65,17 @@ pub fn group_key(key: &Value, level: GroupLevel) -> Value {
 /// Whether two adjacent row keys fall into the same group (CouchDB's group fun):
 /// collation equality of the keys, or of their first N elements when both are
 /// non-empty arrays and a level is given.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::collate::Collation;
+/// use settee::view::reduce::{same_group, GroupLevel};
+///
+/// let (a, b) = (json!(["2024", 1]), json!(["2024", 2]));
+/// assert!(same_group(&a, &b, GroupLevel::Level(1), Collation::Unicode));
+/// assert!(!same_group(&a, &b, GroupLevel::Exact, Collation::Unicode));
+/// assert!(same_group(&json!(1), &json!(1.0), GroupLevel::Exact, Collation::Unicode));
+/// ```
 pub fn same_group(a: &Value, b: &Value, level: GroupLevel, collation: Collation) -> bool {
     match (level, a, b) {
         (GroupLevel::All, _, _) => true,

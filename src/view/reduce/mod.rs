@@ -71,6 +71,19 @@ use stats::StatsAcc;
 use sum::SumAcc;
 
 /// A built-in reduce function.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::view::reduce::BuiltinReducer;
+///
+/// let top2 = BuiltinReducer::parse("_top_2").unwrap().unwrap();
+/// assert_eq!(top2, BuiltinReducer::Top(2));
+/// let rows = [(json!("a"), "d1", json!(5)), (json!("b"), "d2", json!(9)), (json!("c"), "d3", json!(7))];
+/// let best = top2.reduce(rows.iter().map(|(k, id, v)| (k, *id, v))).unwrap();
+/// assert_eq!(best, json!([9, 7]));
+/// let first = BuiltinReducer::First.reduce(rows.iter().map(|(k, id, v)| (k, *id, v))).unwrap();
+/// assert_eq!(first, json!(5));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BuiltinReducer {
     /// `_sum`.
@@ -111,11 +124,27 @@ impl BuiltinReducer {
     /// `Some(Err)`: a `_` name CouchDB rejects with 400 `invalid_design_doc`:
     /// "`` `_x` is not a supported reduce function.``", "invalid rank reducer",
     /// or "rank value must be between 1 and 100".
+    ///
+    /// ```
+    /// use settee::view::reduce::BuiltinReducer;
+    /// assert_eq!(BuiltinReducer::parse("_count").unwrap().unwrap(), BuiltinReducer::Count);
+    /// assert_eq!(BuiltinReducer::parse("_stats and more").unwrap().unwrap(), BuiltinReducer::Stats);
+    /// let err = BuiltinReducer::parse("_top_101").unwrap().unwrap_err();
+    /// assert_eq!((err.status(), err.name()), (400, "invalid_design_doc"));
+    /// assert!(BuiltinReducer::parse(" _count").is_none()); // JavaScript
+    /// ```
     pub fn parse(source: &str) -> Option<Result<BuiltinReducer>> {
         source.starts_with('_').then(|| parse_builtin(source))
     }
 
     /// A new, empty accumulator for this reducer.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::view::reduce::BuiltinReducer;
+    /// assert_eq!(BuiltinReducer::Count.accumulator().finalize().unwrap(), json!(0));
+    /// assert_eq!(BuiltinReducer::Sum.accumulator().finalize().unwrap(), json!(0));
+    /// ```
     pub fn accumulator(self) -> Reduction {
         Reduction {
             reducer: self,
@@ -157,6 +186,21 @@ impl BuiltinReducer {
     }
 
     /// Combines partial reductions of this reducer (rereduce) into the final value.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::view::reduce::BuiltinReducer;
+    ///
+    /// let partial = |values: &[i64]| {
+    ///     let mut acc = BuiltinReducer::Stats.accumulator();
+    ///     for v in values {
+    ///         acc.add_row(&json!(null), "doc", &json!(v));
+    ///     }
+    ///     acc
+    /// };
+    /// let total = BuiltinReducer::Stats.rereduce([partial(&[1, 2]), partial(&[3])]).unwrap();
+    /// assert_eq!(total, json!({"sum": 6, "count": 3, "min": 1, "max": 3, "sumsqr": 14}));
+    /// ```
     pub fn rereduce(self, partials: impl IntoIterator<Item = Reduction>) -> Result<Value> {
         let mut acc = self.accumulator();
         for partial in partials {
@@ -201,6 +245,22 @@ fn parse_rank(n: &str) -> Result<u8> {
 }
 
 /// A partial or complete reduction of one built-in reducer.
+///
+/// ```
+/// use serde_json::json;
+/// use settee::view::reduce::BuiltinReducer;
+///
+/// let mut left = BuiltinReducer::Sum.accumulator();
+/// left.add_row(&json!("k"), "a", &json!({"x": 1}));
+/// let mut right = BuiltinReducer::Sum.accumulator();
+/// right.add_row(&json!("k"), "b", &json!({"x": 2, "y": 1}));
+/// left.merge(right).unwrap();
+/// assert_eq!(left.reducer(), BuiltinReducer::Sum);
+/// assert_eq!(left.finalize().unwrap(), json!({"x": 3, "y": 1}));
+/// // Partials of different reducers do not mix.
+/// let mut count = BuiltinReducer::Count.accumulator();
+/// assert!(count.merge(BuiltinReducer::Sum.accumulator()).is_err());
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reduction {
     reducer: BuiltinReducer,

@@ -17,6 +17,21 @@ const SUM_ERROR: &str = "The _sum function requires that map values be numbers, 
 
 /// The `reduce_limit` settings of CouchDB's `_sum` overflow check
 /// (`[query_server_config]`; CouchDB 3.5.0 defaults).
+///
+/// ```
+/// use serde_json::json;
+/// use settee::view::reduce::{BuiltinReducer, ReduceLimit};
+///
+/// // A `_sum` over one big object: the output does not shrink.
+/// let value = json!((0..1000).map(|i| (format!("k{i}"), json!(i))).collect::<serde_json::Map<_, _>>());
+/// let sum = |limit: &ReduceLimit| {
+///     let mut acc = BuiltinReducer::Sum.accumulator();
+///     acc.add_row(&json!(null), "doc", &value);
+///     acc.finalize_with(limit).unwrap()
+/// };
+/// assert_eq!(sum(&ReduceLimit::default())["error"], "builtin_reduce_error");
+/// assert_eq!(sum(&ReduceLimit { enabled: false, ..ReduceLimit::default() }), value);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ReduceLimit {
     /// `reduce_limit = true` (the check is on). `log`/`false` turn it off here.
