@@ -25,7 +25,8 @@ use serde_json::Value;
 /// let (mut a, mut b) = (Vec::new(), Vec::new());
 /// Collation::Unicode.encode_exact(&key, Some(&exact), &mut a);
 /// Collation::Unicode.encode(&rounded, &mut b);
-/// assert!(a > b, "-12345678901234567890 sorts after the double below it");
+/// // The nearest double, -12345678901234567168, is above the exact value.
+/// assert!(a < b);
 /// assert!(ExactIntegers::scan("[1, 2.5, \"-12345678901234567890\"]").is_none());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
