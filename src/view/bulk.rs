@@ -460,7 +460,7 @@ mod tests {
         }
     }
 
-    fn all_entries(store: &IndexStore) -> [Vec<(Vec<u8>, Vec<u8>)>; 3] {
+    fn all_entries(store: &IndexStore) -> [crate::view::index::RawTable; 3] {
         store.raw_tables().unwrap()
     }
 

@@ -365,9 +365,9 @@ impl IndexStore {
 
     /// Every entry of `rows`, `back` and `overflow`, in key order (tests).
     #[cfg(test)]
-    pub(super) fn raw_tables(&self) -> Result<[Vec<(Vec<u8>, Vec<u8>)>; 3]> {
+    pub(super) fn raw_tables(&self) -> Result<[RawTable; 3]> {
         let txn = self.read_txn()?;
-        let dump = |db: Database<'static, Bytes, Bytes>| -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let dump = |db: Database<'static, Bytes, Bytes>| -> Result<RawTable> {
             let mut out = Vec::new();
             for entry in db.iter(&txn).map_err(storage_error)? {
                 let (k, v) = entry.map_err(storage_error)?;
@@ -597,6 +597,10 @@ impl IndexStore {
         Ok(out)
     }
 }
+
+/// A table's entries, copied (tests).
+#[cfg(test)]
+pub(super) type RawTable = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Raw LMDB entries in scan order.
 type RawEntries<'t> = Box<dyn Iterator<Item = heed::Result<(&'t [u8], &'t [u8])>> + 't>;
