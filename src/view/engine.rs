@@ -246,8 +246,9 @@ impl ViewEngine {
     /// Brings a design document's index up to date with the database, calling
     /// `progress` after every batch; `ControlFlow::Break` stops the pass early
     /// (the batches handed to the writer still commit, each with its
-    /// checkpoint, so the next update resumes there). Returns the sequence
-    /// indexed.
+    /// checkpoint, so the next update resumes there; a first build, which
+    /// takes the bulk path, commits the batches read so far in one
+    /// transaction). Returns the sequence indexed.
     ///
     /// ```no_run
     /// use std::ops::ControlFlow;
