@@ -487,8 +487,12 @@ fn reindex_interrupted_resumes_from_its_checkpoint() {
         .status
         .success());
 
+    // Batch by batch: this test watches the index grow to know that batches
+    // have committed, and a bulk first build commits once, at its end (its
+    // interruption is tested in tests/views_bulk.rs).
     let child = Command::new(env!("CARGO_BIN_EXE_settee"))
         .args(["reindex", db, "--workers", "1"])
+        .env("SETTEE_BULK_MEMORY", "off")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

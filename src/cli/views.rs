@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 use settee::js::{JsConfig, JsPool};
 use settee::validation::DocValidator;
-use settee::view::{BuildProgress, DesignDoc, ViewEngine, ViewQuery};
+use settee::view::{BuildProgress, BulkBuildConfig, DesignDoc, ViewEngine, ViewQuery};
 use settee::{Database, Error, ReadOptions, Result};
 
 use super::{print_json, read_input};
@@ -26,7 +26,32 @@ fn open_views(db: &Path, workers: Option<usize>) -> Result<ViewEngine> {
     }
     let pool = JsPool::new(config)?;
     DocValidator::install(&db, pool.clone());
-    Ok(ViewEngine::new(db, pool))
+    Ok(ViewEngine::new(db, pool).with_bulk_build(bulk_build_config()?))
+}
+
+/// The first-build settings, from `SETTEE_BULK_MEMORY`: the sort budget in
+/// bytes (suffixes `K`, `M`, `G`), or `off` to build batch by batch.
+fn bulk_build_config() -> Result<BulkBuildConfig> {
+    let mut config = BulkBuildConfig::default();
+    let Ok(text) = std::env::var("SETTEE_BULK_MEMORY") else {
+        return Ok(config);
+    };
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        config.enabled = false;
+        return Ok(config);
+    }
+    let (digits, scale) = match text.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&text[..i], 1 << 10),
+        Some((i, 'm' | 'M')) => (&text[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&text[..i], 1 << 30),
+        _ => (text, 1),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| Error::bad_request(format!("SETTEE_BULK_MEMORY: not a size: {text:?}")))?;
+    config.memory_budget = n.saturating_mul(scale);
+    Ok(config)
 }
 
 // ---------------------------------------------------------------- deploy

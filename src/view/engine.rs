@@ -21,6 +21,7 @@ use crate::collate::{collator_version, Collation};
 use crate::error::{Error, Result};
 use crate::js::{reduce_overflow_reason, JsPool, MapGroup};
 use crate::store::{AllDocsRow, Database, IndexChange, ReadOptions, Rev};
+use crate::view::bulk::{BulkBuildConfig, BulkBuilder};
 use crate::view::design::{DesignDoc, Reducer, ViewGroup, ViewRef};
 use crate::view::index::{DocRows, IndexIdentity, IndexStore, StoredRow};
 use crate::view::query::{ResolvedQuery, UpdateMode, ViewQuery};
@@ -134,6 +135,7 @@ pub struct BuildProgress {
 pub struct ViewEngine {
     db: Database,
     pool: JsPool,
+    bulk: BulkBuildConfig,
 }
 
 /// An index opened for a group, shared by every engine in the process (LMDB
@@ -155,7 +157,18 @@ fn open_groups() -> &'static Mutex<HashMap<PathBuf, Arc<OpenGroup>>> {
 impl ViewEngine {
     /// The views of `db`, running JavaScript on `pool`.
     pub fn new(db: Database, pool: JsPool) -> ViewEngine {
-        ViewEngine { db, pool }
+        ViewEngine {
+            db,
+            pool,
+            bulk: BulkBuildConfig::default(),
+        }
+    }
+
+    /// Sets how a group's first build runs (the bulk path, `view::bulk`): on
+    /// by default, with a 256 MiB sort budget.
+    pub fn with_bulk_build(mut self, config: BulkBuildConfig) -> ViewEngine {
+        self.bulk = config;
+        self
     }
 
     /// The database.
@@ -249,8 +262,9 @@ impl ViewEngine {
     /// Brings a design document's index up to date with the database, calling
     /// `progress` after every batch; `ControlFlow::Break` stops the pass early
     /// (the batches handed to the writer still commit, each with its
-    /// checkpoint, so the next update resumes there). Returns the sequence
-    /// indexed.
+    /// checkpoint, so the next update resumes there; a first build, which
+    /// takes the bulk path, commits the batches read so far in one
+    /// transaction). Returns the sequence indexed.
     ///
     /// ```no_run
     /// use std::ops::ControlFlow;
@@ -492,6 +506,13 @@ impl ViewEngine {
         let collations: Vec<Collation> = group.group.maps.iter().map(|m| m.collation).collect();
         let mut done = 0;
         let mut seq = start;
+        if start == 0 && self.bulk.enabled {
+            let stopped =
+                self.bulk_build(group, &collations, target, progress, &mut done, &mut seq)?;
+            if stopped {
+                return Ok(seq);
+            }
+        }
         std::thread::scope(|scope| -> Result<()> {
             // The writer applies batch N while this thread maps batch N + 1.
             let (to_writer, batches) = crossbeam_channel::bounded::<(Vec<DocRows>, u64)>(1);
@@ -528,6 +549,75 @@ impl ViewEngine {
             mapped.and(written)
         })?;
         Ok(seq)
+    }
+
+    /// The first build of a group (checkpoint 0): reads the changes up to
+    /// `target` (the database's seq when the pass began, so no document comes
+    /// twice), maps them batch by batch into a [`BulkBuilder`] and writes the
+    /// whole index in one transaction (`view::bulk` module docs). Updates
+    /// `done` and `seq`; returns whether `progress` asked to stop. On error
+    /// nothing is committed.
+    fn bulk_build(
+        &self,
+        group: &OpenGroup,
+        collations: &[Collation],
+        target: u64,
+        progress: &mut dyn FnMut(BuildProgress) -> ControlFlow<()>,
+        done: &mut u64,
+        seq: &mut u64,
+    ) -> Result<bool> {
+        let trees = group.group.maps.len() as u16;
+        let builder = BulkBuilder::new(&group.index, trees, self.bulk.memory_budget)?;
+        let mut stopped = false;
+        let mut read_to = *seq;
+        let builder = std::thread::scope(|scope| -> Result<BulkBuilder> {
+            // The collector sorts and spills batch N while this thread maps N + 1.
+            let (to_collector, batches) = crossbeam_channel::bounded::<Vec<DocRows>>(1);
+            let collector = scope.spawn(move || -> Result<BulkBuilder> {
+                let mut builder = builder;
+                for rows in batches {
+                    builder.add(&rows)?;
+                }
+                Ok(builder)
+            });
+            let mapped = (|| -> Result<()> {
+                loop {
+                    let mut changes = self.db.changes_for_indexing(read_to, BATCH_DOCS)?;
+                    let full = changes.len() == BATCH_DOCS;
+                    changes.retain(|c| c.seq <= target);
+                    let Some(last) = changes.last() else { break };
+                    let last_seq = last.seq;
+                    let reached_target = !full || changes.len() < BATCH_DOCS;
+                    let rows = self.map_changes(group, collations, changes)?;
+                    *done += rows.len() as u64;
+                    read_to = last_seq;
+                    if to_collector.send(rows).is_err() {
+                        break;
+                    }
+                    let flow = progress(BuildProgress {
+                        docs_done: *done,
+                        docs_total: target,
+                        seq: read_to,
+                    });
+                    if flow.is_break() {
+                        stopped = true;
+                        break;
+                    }
+                    if reached_target {
+                        break;
+                    }
+                }
+                Ok(())
+            })();
+            drop(to_collector);
+            let collected = collector.join().expect("bulk collector panicked");
+            mapped.and(collected)
+        })?;
+        if read_to > *seq {
+            builder.finish(&group.index, read_to)?;
+            *seq = read_to;
+        }
+        Ok(stopped)
     }
 
     /// Maps one batch of changes and encodes the resulting rows.

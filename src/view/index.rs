@@ -31,7 +31,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use heed::types::Bytes;
-use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
+use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, PutFlags, RoTxn, RwTxn, WithoutTls};
 use md5::{Digest, Md5};
 use serde_json::Value;
 
@@ -117,7 +117,7 @@ impl IndexStore {
         Self::open_with_truncation(dir, identity, TRUNCATE_AT)
     }
 
-    fn open_with_truncation(
+    pub(super) fn open_with_truncation(
         dir: &Path,
         identity: &IndexIdentity,
         truncate_at: usize,
@@ -262,6 +262,120 @@ impl IndexStore {
             .put(&mut wtxn, b"update_seq", &seq.to_be_bytes())
             .map_err(storage_error)?;
         wtxn.commit().map_err(storage_error)
+    }
+
+    /// The index directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes a whole index in one transaction (the bulk path of a first
+    /// build, `view::bulk`): `rows` yields `tree (u16 BE) ‖ full sort key →
+    /// row value` and `back` yields back-index entries, each strictly
+    /// ascending by key; `counts` are the rows per tree. The tables are
+    /// cleared first, then appended to (LMDB `APPEND`). Long sort keys get
+    /// ranks `FIRST_RANK + i · RANK_STEP` in each bucket, in order, so LMDB
+    /// order is sort-key order as with [`IndexStore::apply`].
+    pub fn bulk_load(
+        &self,
+        rows: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
+        back: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
+        counts: &[u64],
+        seq: u64,
+    ) -> Result<()> {
+        let mut wtxn = self.env.write_txn().map_err(storage_error)?;
+        for db in [self.rows, self.back, self.overflow] {
+            db.clear(&mut wtxn).map_err(storage_error)?;
+        }
+        let out_of_order = |e: heed::Error| match e {
+            heed::Error::Mdb(heed::MdbError::KeyExist) => {
+                Error::Corrupt("bulk build: keys out of order or repeated".into())
+            }
+            other => storage_error(other),
+        };
+        // The current long-key bucket: `tree ‖ prefix` and its last rank.
+        let mut bucket: Option<(Vec<u8>, u64)> = None;
+        for entry in rows {
+            let (key, value) = entry?;
+            if key.len() < 2 {
+                return Err(Error::Corrupt("bulk build: short row key".into()));
+            }
+            let sort_key = &key[2..];
+            if sort_key.len() <= self.truncate_at {
+                self.rows
+                    .put_with_flags(&mut wtxn, PutFlags::APPEND, &key, &value)
+                    .map_err(out_of_order)?;
+                continue;
+            }
+            let tree = u16::from_be_bytes([key[0], key[1]]);
+            let head = &key[..2 + self.truncate_at];
+            let rank = match &mut bucket {
+                Some((current, rank)) if current.as_slice() == head => {
+                    *rank = rank.checked_add(RANK_STEP).ok_or_else(|| {
+                        Error::Corrupt("bulk build: too many long keys share a prefix".into())
+                    })?;
+                    *rank
+                }
+                _ => {
+                    bucket = Some((head.to_vec(), FIRST_RANK));
+                    FIRST_RANK
+                }
+            };
+            let prefix = &sort_key[..self.truncate_at];
+            self.overflow
+                .put_with_flags(
+                    &mut wtxn,
+                    PutFlags::APPEND,
+                    &overflow_key(tree, prefix, rank),
+                    sort_key,
+                )
+                .map_err(out_of_order)?;
+            self.rows
+                .put_with_flags(
+                    &mut wtxn,
+                    PutFlags::APPEND,
+                    &truncated_row_key(tree, prefix, rank),
+                    &value,
+                )
+                .map_err(out_of_order)?;
+        }
+        for entry in back {
+            let (key, value) = entry?;
+            self.back
+                .put_with_flags(&mut wtxn, PutFlags::APPEND, &key, &value)
+                .map_err(out_of_order)?;
+        }
+        for tree in 0..self.trees {
+            let count = counts.get(usize::from(tree)).copied().unwrap_or(0);
+            if count == 0 {
+                self.meta
+                    .delete(&mut wtxn, &count_key(tree))
+                    .map_err(storage_error)?;
+            } else {
+                self.meta
+                    .put(&mut wtxn, &count_key(tree), &count.to_be_bytes())
+                    .map_err(storage_error)?;
+            }
+        }
+        self.meta
+            .put(&mut wtxn, b"update_seq", &seq.to_be_bytes())
+            .map_err(storage_error)?;
+        wtxn.commit().map_err(storage_error)
+    }
+
+    /// Every entry of `rows`, `back` and `overflow`, in key order (tests).
+    #[cfg(test)]
+    pub(super) fn raw_tables(&self) -> Result<[RawTable; 3]> {
+        let txn = self.read_txn()?;
+        let dump = |db: Database<'static, Bytes, Bytes>| -> Result<RawTable> {
+            let mut out = Vec::new();
+            for entry in db.iter(&txn).map_err(storage_error)? {
+                let (k, v) = entry.map_err(storage_error)?;
+                out.push((k.to_vec(), v.to_vec()));
+            }
+            Ok(out)
+        };
+        Ok([dump(self.rows)?, dump(self.back)?, dump(self.overflow)?])
     }
 
     fn insert_row(&self, wtxn: &mut RwTxn<'_>, row: &PreparedRow, doc_id: &str) -> Result<()> {
@@ -484,6 +598,10 @@ impl IndexStore {
     }
 }
 
+/// A table's entries, copied (tests).
+#[cfg(test)]
+pub(super) type RawTable = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Raw LMDB entries in scan order.
 type RawEntries<'t> = Box<dyn Iterator<Item = heed::Result<(&'t [u8], &'t [u8])>> + 't>;
 
@@ -547,7 +665,7 @@ fn count_key(tree: u16) -> Vec<u8> {
 
 /// Long ids are keyed by a prefix and their md5; UTF-8 never contains 0xFF, so
 /// such a key never equals a short id.
-fn back_key(doc_id: &str) -> Vec<u8> {
+pub(super) fn back_key(doc_id: &str) -> Vec<u8> {
     if doc_id.len() <= BACK_KEY_MAX {
         return doc_id.as_bytes().to_vec();
     }
@@ -557,7 +675,7 @@ fn back_key(doc_id: &str) -> Vec<u8> {
     key
 }
 
-fn encode_back(out: &mut Vec<u8>, tree: u16, sort_key: &[u8]) {
+pub(super) fn encode_back(out: &mut Vec<u8>, tree: u16, sort_key: &[u8]) {
     out.extend_from_slice(&tree.to_be_bytes());
     out.extend_from_slice(&(sort_key.len() as u32).to_be_bytes());
     out.extend_from_slice(sort_key);

@@ -5,6 +5,7 @@
 //!   document defines (its signature names the index).
 //! - `index`: one LMDB environment per group (rows, back-index, checkpoint).
 //! - `rows`: map output to sorted, encoded rows.
+//! - `bulk`: a group's first build, sorted externally and appended in key order.
 //! - [`ViewEngine`]: the updater and query execution.
 //! - [`ViewQuery`]: query options with CouchDB's parsing and errors.
 //! - [`reduce`]: the built-in reducers.
@@ -45,6 +46,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod bulk;
 mod cleanup;
 mod design;
 mod engine;
@@ -54,6 +56,7 @@ mod read;
 pub mod reduce;
 mod rows;
 
+pub use bulk::BulkBuildConfig;
 pub use design::{DesignDoc, MapIndex, ReduceView, Reducer, ViewGroup, ViewRef};
 pub use engine::{BuildProgress, DesignInfo, IndexInfo, IndexSizes, ViewEngine, ViewResponse};
 pub use query::{ResolvedQuery, UpdateMode, ViewQuery};
