@@ -598,3 +598,83 @@ fn bench_reports_builds_queries_and_checks_results() {
         }
     }
 }
+
+#[test]
+fn view_commands_refuse_bad_input_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none");
+    let missing = missing.to_str().unwrap();
+    let ddoc = dir.path().join("d.json");
+    std::fs::write(
+        &ddoc,
+        r#"{"_id": "_design/d", "views": {"v": {"map": "function(doc) { emit(1, 1); }"}}}"#,
+    )
+    .unwrap();
+    let ddoc = ddoc.to_str().unwrap();
+    for args in [
+        vec!["deploy", missing, ddoc],
+        vec!["query", missing, "d/v"],
+        vec!["reindex", missing],
+    ] {
+        let out = settee(&args, None);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(
+            stderr(&out).contains("Database does not exist."),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+
+    let db_path = dir.path().join("db");
+    orders_db(&db_path, 3);
+    let db = db_path.to_str().unwrap();
+    // A folder with no design document in it, and a couchapp whose JSON member is broken.
+    let empty = dir.path().join("empty");
+    write(&empty.join("notes.txt"), "nothing here");
+    let out = settee(&["deploy", db, empty.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no design documents"),
+        "{}",
+        stderr(&out)
+    );
+    let app = dir.path().join("app");
+    write(&app.join("_id"), "_design/app");
+    write(&app.join("options.json"), "{broken");
+    let out = settee(&["deploy", db, app.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("options.json: invalid JSON"),
+        "{}",
+        stderr(&out)
+    );
+    let out = settee(
+        &["deploy", db, dir.path().join("nope.json").to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("nope.json"), "{}", stderr(&out));
+
+    assert!(settee(&["deploy", db, ddoc], None).status.success());
+    let out = settee(&["query", db, "d/v", "--params", "{not json"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--params: invalid JSON"),
+        "{}",
+        stderr(&out)
+    );
+    let out = settee(&["reindex", db, "--ddoc", "nope"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not_found"), "{}", stderr(&out));
+    let out = settee(
+        &[
+            "bench",
+            "--file",
+            dir.path().join("none.jsonl").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("none.jsonl"), "{}", stderr(&out));
+}
