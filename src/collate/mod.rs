@@ -104,14 +104,13 @@
 //! **Long keys.** This module has no length limit; LMDB's is 511 bytes
 //! ([`LMDB_MAX_KEY_LEN`]; 1982 with heed's `longer-keys`). ICU sort keys are
 //! about 1.3x the UTF-8 length, so a 10 KB string or a key nested 50 deep
-//! exceeds it. The storage layer stores rows under [`index_key_prefix`]: an
-//! encoding longer than the budget is cut and marked, every key sharing the cut
-//! prefix lands in one contiguous *bucket* that sits exactly where its keys
-//! sort, and rows inside a bucket are ordered by the full encoding kept in the
-//! row value (the bucket's LMDB key suffix then only needs to be unique, e.g. a
-//! hash of the full row key). Choose the budget so that the bucket key plus the
-//! row suffix ([`ROW_SUFFIX_FIXED_LEN`] + escaped doc id) fits; doc ids are
-//! unbounded in CouchDB, so very long ids need the same treatment.
+//! exceeds it. The view index (`view::index`, "Long keys") stores a sort key
+//! longer than its budget as the cut prefix ([`index_key_prefix`]), a marker
+//! byte and a rank, and keeps the full key in an overflow table: every key
+//! sharing the prefix sits exactly where its keys sort, and ranks, assigned
+//! in sort order, order them within it. Doc ids are unbounded in CouchDB, so
+//! very long ids get the same treatment. `tests/views.rs`
+//! (`long_keys_end_to_end`) runs 10 KB and 50-deep keys through real indexes.
 //!
 //! # Versioning
 //!
