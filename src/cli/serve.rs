@@ -38,7 +38,15 @@ pub(crate) fn run(
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         eprintln!("settee: listening on http://{}", listener.local_addr()?);
-        settee::http::serve(listener, settee, HttpConfig { admin_party }).await
+        settee::http::serve(
+            listener,
+            settee,
+            HttpConfig {
+                admin_party,
+                ..HttpConfig::default()
+            },
+        )
+        .await
     })?;
     Ok(0)
 }

@@ -19,8 +19,73 @@ use crate::server::Settee;
 use crate::store::DESIGN_PREFIX;
 use crate::{ChangesFilter, ChangesQuery, ChangesStyle, Database, Error, Result, Since};
 
-/// Default `timeout` of waiting feeds, in milliseconds (CouchDB's default).
-const DEFAULT_TIMEOUT_MS: u64 = 60_000;
+/// CouchDB's `changes_timeout` (60 s): the default and the largest
+/// `timeout` of a waiting feed, and the interval of `heartbeat=true`.
+pub const CHANGES_TIMEOUT: Duration = Duration::from_millis(60_000);
+
+/// How long a waiting feed waits, as `couch_changes:get_changes_timeout/2`
+/// and `fabric_view_changes:keep_sending_changes/8` decide it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Timing {
+    /// Interval of the newline heartbeats; with one, the feed does not end
+    /// on `timeout` (it runs until the client leaves or `limit` is reached).
+    heartbeat: Option<Duration>,
+    /// When a feed without heartbeat ends.
+    timeout: Duration,
+}
+
+/// Reads `heartbeat` and `timeout` the way `chttpd_db:parse_changes_query/1`
+/// does, in query order: a heartbeat that is not an integer, or not
+/// positive, is a 400; a `timeout` that is not an integer crashes
+/// `list_to_integer/1`, which CouchDB answers with 500 `unknown_error`
+/// `badarg`. Both are capped at `cap` (`changes_timeout`).
+fn timing(req: &Request, cap: Duration) -> Result<Timing> {
+    let mut heartbeat = None;
+    let mut timeout = None;
+    for (key, value) in &req.query {
+        match key.to_ascii_lowercase().as_str() {
+            "heartbeat" if value == "true" => heartbeat = Some(cap),
+            "heartbeat" => match erlang_integer(value) {
+                Some(ms) if ms > 0 => heartbeat = Some(Duration::from_millis(ms as u64)),
+                Some(_) => {
+                    return Err(Error::bad_request(
+                        "The heartbeat value should be a positive integer (in milliseconds).",
+                    ))
+                }
+                None => {
+                    return Err(Error::bad_request(
+                        "Invalid heartbeat value. Expecting a positive integer value (in milliseconds).",
+                    ))
+                }
+            },
+            "timeout" => {
+                let ms = erlang_integer(value)
+                    .ok_or_else(|| Error::couch(500, "unknown_error", "badarg"))?;
+                // A negative timeout ends the wait at once.
+                timeout = Some(Duration::from_millis(ms.max(0) as u64));
+            }
+            _ => {}
+        }
+    }
+    Ok(Timing {
+        heartbeat: heartbeat.map(|h: Duration| h.min(cap)),
+        timeout: timeout.map_or(cap, |t| t.min(cap)),
+    })
+}
+
+/// `list_to_integer/1`: an optional sign and at least one decimal digit
+/// (saturated to the `i64` range).
+fn erlang_integer(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.parse::<i64>().unwrap_or(if text.starts_with('-') {
+        i64::MIN
+    } else {
+        i64::MAX
+    }))
+}
 
 /// Which kind of feed a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +118,7 @@ fn parse_query(settee: &Settee, db: &Database, req: &Request) -> Result<ChangesQ
     if req.method != Method::GET && req.method != Method::POST {
         return Err(method_not_allowed("GET,POST,HEAD"));
     }
+    timing(req, CHANGES_TIMEOUT)?;
     feed_of(req)?;
     let body = if req.method == Method::POST && !req.body.is_empty() {
         parse_json(&req.body)?
@@ -224,25 +290,15 @@ pub(super) fn normal(settee: &Settee, ctx: &DbCtx, req: &Request) -> Result<Repl
     Ok(Reply::json(200, res))
 }
 
-/// Milliseconds of a `timeout`/`heartbeat` parameter.
-fn millis(req: &Request, name: &str) -> Option<u64> {
-    match req.param(name)? {
-        "true" => Some(DEFAULT_TIMEOUT_MS),
-        v => v.parse().ok(),
-    }
-}
-
-/// Longpoll and continuous feeds.
-pub(super) async fn stream(settee: Arc<Settee>, req: Request) -> Result<Response> {
+/// Longpoll and continuous feeds; `cap` is the server's `changes_timeout`.
+pub(super) async fn stream(settee: Arc<Settee>, req: Request, cap: Duration) -> Result<Response> {
     let feed = feed_of(&req)?;
-    let heartbeat = millis(&req, "heartbeat").map(|ms| Duration::from_millis(ms.max(1)));
-    let timeout = Duration::from_millis(millis(&req, "timeout").unwrap_or(DEFAULT_TIMEOUT_MS));
-    let (db, q) = blocking(move || {
+    let (db, q, timing) = blocking(move || {
         let name = req.segments[0].as_str();
         let db = settee.db(name)?;
         settee.check_member(name, &db, &req.user)?;
         let q = parse_query(&settee, &db, &req)?;
-        Ok((db, q))
+        Ok((db, q, timing(&req, cap)?))
     })
     .await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
@@ -250,8 +306,8 @@ pub(super) async fn stream(settee: Arc<Settee>, req: Request) -> Result<Response
         db,
         q,
         tx,
-        heartbeat,
-        timeout,
+        heartbeat: timing.heartbeat,
+        timeout: timing.timeout,
     };
     tokio::task::spawn_blocking(move || match feed {
         Feed::Continuous => worker.continuous(),
@@ -289,30 +345,41 @@ impl Feeder {
         self.tx.blocking_send(Bytes::from(bytes)).is_ok()
     }
 
-    /// Waits for a commit, sending heartbeats, until `deadline`.
+    /// When a feed that started now ends without changes: never with a
+    /// heartbeat (as CouchDB, whose `changes_duration` is unset by default).
+    fn deadline(&self) -> Option<Instant> {
+        match self.heartbeat {
+            Some(_) => None,
+            None => Some(Instant::now() + self.timeout),
+        }
+    }
+
+    /// Waits for a commit until `deadline`, sending a newline every
+    /// heartbeat interval.
     fn wait(
         &self,
         sub: &crossbeam_channel::Receiver<crate::ChangeEvent>,
-        deadline: Instant,
+        deadline: Option<Instant>,
     ) -> Wait {
         loop {
-            let now = Instant::now();
-            if now >= deadline {
-                return Wait::TimedOut;
-            }
-            let step = self
-                .heartbeat
-                .map_or(deadline - now, |h| h.min(deadline - now));
+            let step = match (deadline, self.heartbeat) {
+                (Some(d), _) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Wait::TimedOut;
+                    }
+                    d - now
+                }
+                (None, Some(h)) => h,
+                (None, None) => CHANGES_TIMEOUT,
+            };
             match sub.recv_timeout(step) {
                 Ok(_) => {
                     while sub.try_recv().is_ok() {}
                     return Wait::Changed;
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    if self.heartbeat.is_some()
-                        && Instant::now() < deadline
-                        && !self.send(b"\n".to_vec())
-                    {
+                    if self.heartbeat.is_some() && !self.send(b"\n".to_vec()) {
                         return Wait::Closed;
                     }
                 }
@@ -333,7 +400,7 @@ impl Feeder {
 
     fn longpoll(self) {
         let sub = self.db.subscribe();
-        let deadline = Instant::now() + self.timeout;
+        let deadline = self.deadline();
         let mut since = self.q.since;
         loop {
             let res = match self.read(since) {
@@ -364,7 +431,7 @@ impl Feeder {
 
     fn continuous(self) {
         let sub = self.db.subscribe();
-        let deadline = Instant::now() + self.timeout;
+        let deadline = self.deadline();
         let mut since = self.q.since;
         let mut left = self.q.limit;
         let last_seq = loop {

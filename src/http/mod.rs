@@ -47,10 +47,22 @@ use crate::{Error, Result};
 const MAX_BODY: usize = 64 << 20;
 
 /// Server options.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// Treat every request as a server admin's when no admin is configured.
     pub admin_party: bool,
+    /// CouchDB's `[chttpd] changes_timeout`: the default and the largest
+    /// `timeout` of longpoll and continuous `_changes` feeds (60 s).
+    pub changes_timeout: std::time::Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            admin_party: false,
+            changes_timeout: changes::CHANGES_TIMEOUT,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -93,6 +105,7 @@ async fn handle_inner(state: AppState, req: axum::extract::Request) -> Result<Re
     let settee = state.settee.clone();
     let headers = parts.headers.clone();
     let config = state.config.clone();
+    let changes_timeout = config.changes_timeout;
     let user = blocking(move || auth::authenticate(&settee, &headers, &config)).await?;
     let request = Request {
         method: if parts.method == Method::HEAD {
@@ -107,7 +120,7 @@ async fn handle_inner(state: AppState, req: axum::extract::Request) -> Result<Re
         user,
     };
     if changes::is_streaming(&request) {
-        return changes::stream(state.settee.clone(), request).await;
+        return changes::stream(state.settee.clone(), request, changes_timeout).await;
     }
     let settee = state.settee.clone();
     let head = parts.method == Method::HEAD;
