@@ -252,3 +252,56 @@ fn invalid_heartbeat_and_timeout_are_refused() {
     s.admin("GET", "/nodb/_changes?heartbeat=x", None)
         .assert_error(404, "not_found", "Database does not exist.");
 }
+
+#[test]
+fn view_and_javascript_filters() {
+    let s = setup();
+    let ddoc = json!({
+        "_id": "_design/f",
+        "views": {"typed_x": {"map": "function(doc) { if (doc.type == 'x') emit(doc._id, null); }"}},
+        "filters": {
+            "by_query": "function(doc, req) { return doc.type === req.query.type; }",
+            "by_user": "function(doc, req) { return req.userCtx.name === 'admin' && req.userCtx.roles.indexOf('_admin') >= 0 && !!doc.n; }",
+            "min_n": "function(doc, req) { return doc.n >= Number(req.query.min); }"
+        }
+    });
+    assert_eq!(s.admin("PUT", "/db/_design/f", Some(ddoc)).status, 201);
+    s.admin("PUT", "/db/c", Some(json!({"type": "x", "n": 5})));
+    let view = s
+        .admin("GET", "/db/_changes?filter=_view&view=f/typed_x", None)
+        .json();
+    assert_eq!(ids(&view), ["b", "c"]);
+    let by_query = s
+        .admin("GET", "/db/_changes?filter=f/by_query&type=y", None)
+        .json();
+    assert_eq!(ids(&by_query), ["a"]);
+    let by_query = s
+        .admin("GET", "/db/_changes?filter=f/by_query&type=x", None)
+        .json();
+    assert_eq!(ids(&by_query), ["b", "c"]);
+    let by_user = s.admin("GET", "/db/_changes?filter=f/by_user", None).json();
+    assert_eq!(ids(&by_user), ["a", "c"]);
+    let limited = s
+        .admin("GET", "/db/_changes?filter=f/min_n&min=2&limit=1", None)
+        .json();
+    assert_eq!(ids(&limited), ["c"]);
+    // A filtered continuous feed only sends the rows that pass.
+    let mut feed = s.open_stream(
+        "/db/_changes?feed=continuous&since=now&filter=f/by_query&type=z&heartbeat=5000",
+    );
+    s.admin("PUT", "/db/no", Some(json!({"type": "y"})));
+    s.admin("PUT", "/db/yes", Some(json!({"type": "z"})));
+    let (_, body) = feed.read_until("\n", Duration::from_secs(5));
+    let row: Value = serde_json::from_str(body.trim()).unwrap();
+    assert_eq!(row["id"], "yes");
+    s.admin("GET", "/db/_changes?filter=f/nosuch", None)
+        .assert_error(404, "not_found", "missing json key: nosuch");
+    s.admin("GET", "/db/_changes?filter=_view&view=f/nosuch", None)
+        .assert_error(404, "not_found", "missing json key: nosuch");
+    s.admin("GET", "/db/_changes?filter=_view", None)
+        .assert_error(
+            400,
+            "bad_request",
+            "`view` filter parameter is not provided.",
+        );
+}
