@@ -305,3 +305,56 @@ fn view_and_javascript_filters() {
             "`view` filter parameter is not provided.",
         );
 }
+
+/// A JS filter that throws fails the request as CouchDB's query server
+/// reports it (`handleError` in `loop.js`): an `Error` is
+/// `{"error": name, "reason": "{[]}"}`, an `{error, reason}` object keeps
+/// both; the status is 500. It is not a silent "does not pass".
+#[test]
+fn throwing_javascript_filter_is_an_error() {
+    let s = setup();
+    let ddoc = json!({
+        "_id": "_design/t",
+        "filters": {
+            "boom": "function(doc, req) { if (doc._id === 'a') throw new Error('filter boom'); return true; }",
+            "type_error": "function(doc, req) { return doc.missing.deeper; }",
+            "object": "function(doc, req) { if (doc.type) throw({error: 'bad_filter', reason: 'no ' + doc._id}); return false; }",
+            "fine": "function(doc, req) { return doc.type === 'x'; }"
+        }
+    });
+    assert_eq!(s.admin("PUT", "/db/_design/t", Some(ddoc)).status, 201);
+    s.admin("GET", "/db/_changes?filter=t/boom", None)
+        .assert_error(500, "Error", "{[]}");
+    s.admin("GET", "/db/_changes?filter=t/type_error", None)
+        .assert_error(500, "TypeError", "{[]}");
+    s.admin("GET", "/db/_changes?filter=t/object", None)
+        .assert_error(500, "bad_filter", "no a");
+    // A waiting feed has sent its 200 already; the error is its body.
+    let poll = s.admin("GET", "/db/_changes?filter=t/boom&feed=longpoll", None);
+    assert_eq!(poll.json(), json!({"error": "Error", "reason": "{[]}"}));
+    // A filter that does not throw for the docs it sees still works.
+    let since_a = s.admin("GET", "/db/_changes", None).json()["results"][1]["seq"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ok = s.admin(
+        "GET",
+        &format!("/db/_changes?filter=t/boom&since={since_a}"),
+        None,
+    );
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    assert_eq!(ids(&ok.json()), ["b", "_design/t"]);
+    assert_eq!(
+        ids(&s.admin("GET", "/db/_changes?filter=t/fine", None).json()),
+        ["b"]
+    );
+    // On a continuous feed the error is the last line.
+    let res = s.admin(
+        "GET",
+        "/db/_changes?feed=continuous&filter=t/boom&timeout=2000",
+        None,
+    );
+    assert_eq!(res.status, 200);
+    let last: Value = serde_json::from_str(res.text.lines().last().unwrap()).unwrap();
+    assert_eq!(last, json!({"error": "Error", "reason": "{[]}"}));
+}

@@ -1,7 +1,7 @@
 //! `_changes`: the normal feed, and longpoll and continuous feeds that wait
 //! for new commits through [`Database::subscribe`](crate::Database::subscribe).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -113,8 +113,36 @@ pub(super) fn is_streaming(req: &Request) -> bool {
         && matches!(feed_of(req), Ok(Feed::Longpoll | Feed::Continuous))
 }
 
+/// The first error of a JavaScript filter during a read. The store's
+/// predicates answer only pass or fail, so a throwing filter parks its
+/// error here and the read is answered with it (CouchDB answers a filter
+/// that throws with a 500 carrying the query server's error).
+#[derive(Clone, Default)]
+struct FilterFailure(Arc<Mutex<Option<Error>>>);
+
+impl FilterFailure {
+    fn record(&self, e: Error) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(e);
+    }
+
+    /// `Err` with the recorded error, if any (and forgets it).
+    fn check(&self) -> Result<()> {
+        match self.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Parses the feed options shared by every feed kind.
-fn parse_query(settee: &Settee, db: &Database, req: &Request) -> Result<ChangesQuery> {
+fn parse_query(
+    settee: &Settee,
+    db: &Database,
+    req: &Request,
+) -> Result<(ChangesQuery, FilterFailure)> {
     if req.method != Method::GET && req.method != Method::POST {
         return Err(method_not_allowed("GET,POST,HEAD"));
     }
@@ -148,10 +176,11 @@ fn parse_query(settee: &Settee, db: &Database, req: &Request) -> Result<ChangesQ
     if req.param("style") == Some("all_docs") {
         q = q.style(ChangesStyle::AllDocs);
     }
+    let failure = FilterFailure::default();
     if let Some(filter) = req.param("filter") {
-        q = q.filter(parse_filter(settee, db, req, &body, filter)?);
+        q = q.filter(parse_filter(settee, db, req, &body, filter, &failure)?);
     }
-    Ok(q)
+    Ok((q, failure))
 }
 
 fn parse_filter(
@@ -160,6 +189,7 @@ fn parse_filter(
     req: &Request,
     body: &Value,
     filter: &str,
+    failure: &FilterFailure,
 ) -> Result<ChangesFilter> {
     match filter {
         "_doc_ids" => {
@@ -226,16 +256,22 @@ fn parse_filter(
             let js_req = filter_request(db, req, body);
             let pool = settee.js().clone();
             let name = name.to_owned();
-            Ok(ChangesFilter::Predicate(Arc::new(move |doc: &Value| {
-                pool.filter(
+            let failure = failure.clone();
+            Ok(ChangesFilter::Predicate(Arc::new(
+                move |doc: &Value| match pool.filter(
                     &ddoc_id,
                     ddoc.clone(),
                     &name,
                     vec![doc.clone()],
                     js_req.clone(),
-                )
-                .is_ok_and(|passed| passed.first() == Some(&true))
-            })))
+                ) {
+                    Ok(passed) => passed.first() == Some(&true),
+                    Err(e) => {
+                        failure.record(e);
+                        false
+                    }
+                },
+            )))
         }
     }
 }
@@ -284,8 +320,10 @@ fn design_member(db: &Database, ddoc: &str, section: &str, name: &str) -> Result
 
 /// The normal feed: `GET/POST /{db}/_changes`.
 pub(super) fn normal(settee: &Settee, ctx: &DbCtx, req: &Request) -> Result<Reply> {
-    let q = parse_query(settee, &ctx.db, req)?;
-    let mut res = to_value(&ctx.db.changes(&q)?)?;
+    let (q, failure) = parse_query(settee, &ctx.db, req)?;
+    let res = ctx.db.changes(&q)?;
+    failure.check()?;
+    let mut res = to_value(&res)?;
     rewrite_seqs(&mut res);
     Ok(Reply::json(200, res))
 }
@@ -293,7 +331,7 @@ pub(super) fn normal(settee: &Settee, ctx: &DbCtx, req: &Request) -> Result<Repl
 /// Longpoll and continuous feeds; `cap` is the server's `changes_timeout`.
 pub(super) async fn stream(settee: Arc<Settee>, req: Request, cap: Duration) -> Result<Response> {
     let feed = feed_of(&req)?;
-    let (db, q, timing) = blocking(move || {
+    let (db, (q, failure), timing) = blocking(move || {
         let name = req.segments[0].as_str();
         let db = settee.db(name)?;
         settee.check_member(name, &db, &req.user)?;
@@ -306,6 +344,7 @@ pub(super) async fn stream(settee: Arc<Settee>, req: Request, cap: Duration) -> 
         db,
         q,
         tx,
+        failure,
         heartbeat: timing.heartbeat,
         timeout: timing.timeout,
     };
@@ -329,6 +368,7 @@ struct Feeder {
     db: Database,
     q: ChangesQuery,
     tx: tokio::sync::mpsc::Sender<Bytes>,
+    failure: FilterFailure,
     heartbeat: Option<Duration>,
     timeout: Duration,
 }
@@ -391,7 +431,9 @@ impl Feeder {
     fn read(&self, since: Since) -> Result<crate::ChangesResponse> {
         let mut q = self.q.clone();
         q.since = since;
-        self.db.changes(&q)
+        let res = self.db.changes(&q)?;
+        self.failure.check()?;
+        Ok(res)
     }
 
     fn error_line(&self, e: &Error) {
@@ -438,7 +480,11 @@ impl Feeder {
             let mut q = self.q.clone();
             q.since = since;
             q.limit = left;
-            let res = match self.db.changes(&q) {
+            let res = match self
+                .db
+                .changes(&q)
+                .and_then(|r| self.failure.check().map(|()| r))
+            {
                 Ok(res) => res,
                 Err(e) => return self.error_line(&e),
             };
