@@ -409,6 +409,17 @@ fn unknown_paths_get_couchdbs_404s() {
         .assert_error(404, "not_found", "missing");
     s.admin("GET", "/db/_design/nope/_bogus/v", None)
         .assert_error(404, "not_found", "missing");
+    // Unknown design doc sub-resources are attachment paths in CouchDB.
+    s.admin("GET", "/db/_design/d/_bogus/v", None).assert_error(
+        404,
+        "not_found",
+        "Document is missing attachment",
+    );
+    s.admin("GET", "/db/_design/d/file.txt", None).assert_error(
+        404,
+        "not_found",
+        "Document is missing attachment",
+    );
     s.admin("GET", "/db/doc/attachment", None).assert_error(
         404,
         "not_found",

@@ -11,7 +11,7 @@ use super::request::Request;
 use super::seq::rewrite_seqs;
 use crate::server::Settee;
 use crate::view::ViewQuery;
-use crate::{Error, ReadOptions, Result};
+use crate::{Error, Result};
 
 /// Routes `/{db}/_design/{d}/...`.
 pub(super) fn route(
@@ -26,10 +26,10 @@ pub(super) fn route(
         ["_view", view] => query(settee, ctx, req, ddoc_id, view),
         ["_view", view, "queries"] => queries(settee, ctx, req, ddoc_id, view),
         ["_info"] => info(settee, ctx, req, ddoc_id),
-        _ => {
-            ctx.db.get(ddoc_id, &ReadOptions::default())?;
-            Err(Error::not_found("missing"))
-        }
+        // Anything else is an attachment path, as in CouchDB's
+        // `bad_action_req/3` (`GET` of an existing design doc: 404
+        // "Document is missing attachment").
+        _ => super::docs::attachment(ctx, req, ddoc_id),
     }
 }
 
