@@ -339,7 +339,7 @@ pub(super) async fn stream(settee: Arc<Settee>, req: Request, cap: Duration) -> 
         Ok((db, q, timing(&req, cap)?))
     })
     .await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(64);
     let worker = Feeder {
         db,
         q,
@@ -352,8 +352,21 @@ pub(super) async fn stream(settee: Arc<Settee>, req: Request, cap: Duration) -> 
         Feed::Continuous => worker.continuous(),
         _ => worker.longpoll(),
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    // A longpoll feed answers once: an error before anything was sent gets
+    // its own status, like CouchDB's delayed response.
+    let first = match feed {
+        Feed::Longpoll => match rx.recv().await {
+            Some(Chunk::Failed(e)) => return Err(e),
+            other => other,
+        },
+        _ => None,
+    };
+    let stream = futures_util::stream::unfold((first, rx), |(first, mut rx)| async move {
+        let chunk = match first {
+            Some(c) => Some(c),
+            None => rx.recv().await,
+        };
+        chunk.map(|c| (Ok::<_, std::io::Error>(c.into_bytes()), (None, rx)))
     });
     let mut res = Body::from_stream(stream).into_response();
     res.headers_mut().insert(
@@ -367,10 +380,26 @@ pub(super) async fn stream(settee: Arc<Settee>, req: Request, cap: Duration) -> 
 struct Feeder {
     db: Database,
     q: ChangesQuery,
-    tx: tokio::sync::mpsc::Sender<Bytes>,
+    tx: tokio::sync::mpsc::Sender<Chunk>,
     failure: FilterFailure,
     heartbeat: Option<Duration>,
     timeout: Duration,
+}
+
+/// What a feed sends to its response.
+enum Chunk {
+    Data(Bytes),
+    /// The error that ends the feed.
+    Failed(Error),
+}
+
+impl Chunk {
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Chunk::Data(b) => b,
+            Chunk::Failed(e) => Bytes::from(json_text(&e.to_json())),
+        }
+    }
 }
 
 /// How waiting for the next commit ended.
@@ -382,7 +411,9 @@ enum Wait {
 
 impl Feeder {
     fn send(&self, bytes: Vec<u8>) -> bool {
-        self.tx.blocking_send(Bytes::from(bytes)).is_ok()
+        self.tx
+            .blocking_send(Chunk::Data(Bytes::from(bytes)))
+            .is_ok()
     }
 
     /// When a feed that started now ends without changes: never with a
@@ -436,8 +467,9 @@ impl Feeder {
         Ok(res)
     }
 
-    fn error_line(&self, e: &Error) {
-        self.send(json_text(&e.to_json()));
+    /// Ends the feed with `e`: a line of its JSON body.
+    fn error_line(&self, e: Error) {
+        let _ = self.tx.blocking_send(Chunk::Failed(e));
     }
 
     fn longpoll(self) {
@@ -447,7 +479,7 @@ impl Feeder {
         loop {
             let res = match self.read(since) {
                 Ok(res) => res,
-                Err(e) => return self.error_line(&e),
+                Err(e) => return self.error_line(e),
             };
             if !res.results.is_empty() || self.q.descending {
                 return self.finish(&res);
@@ -467,7 +499,7 @@ impl Feeder {
                 rewrite_seqs(&mut v);
                 self.send(json_text(&v));
             }
-            Err(e) => self.error_line(&e),
+            Err(e) => self.error_line(e),
         }
     }
 
@@ -486,7 +518,7 @@ impl Feeder {
                 .and_then(|r| self.failure.check().map(|()| r))
             {
                 Ok(res) => res,
-                Err(e) => return self.error_line(&e),
+                Err(e) => return self.error_line(e),
             };
             for row in &res.results {
                 let Ok(mut v) = to_value(row) else { continue };
