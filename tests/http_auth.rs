@@ -177,3 +177,84 @@ fn security_objects_and_members_only_databases() {
     s.admin("PUT", "/db/_security", Some(json!({})));
     assert_eq!(s.as_user(None, "GET", "/db/doc", None).status, 200);
 }
+
+/// `validate_doc_update` sees the authenticated user as `userCtx`
+/// (`{db, name, roles}`) and the security object as `secObj`.
+#[test]
+fn vdu_receives_the_authenticated_user() {
+    let s = Server::start();
+    create_user(&s, "ann", &["staff", "writer"]);
+    assert_eq!(s.admin("PUT", "/db", None).status, 201);
+    let sec =
+        json!({"admins": {"names": [], "roles": []}, "members": {"names": ["ann"], "roles": []}});
+    assert_eq!(
+        s.admin("PUT", "/db/_security", Some(sec.clone())).status,
+        200
+    );
+    let vdu = json!({"_id": "_design/v", "validate_doc_update":
+        "function(newDoc, oldDoc, userCtx, secObj) { if (newDoc.echo) throw({forbidden: JSON.stringify([userCtx, secObj.members])}); }"});
+    assert_eq!(s.admin("PUT", "/db/_design/v", Some(vdu)).status, 201);
+    let echo = |user: Option<(&str, &str)>, method: &str, path: &str| {
+        let res = s.as_user(user, method, path, Some(json!({"_id": "e", "echo": true})));
+        assert_eq!(res.status, 403, "{}", res.text);
+        assert_eq!(res.json()["error"], "forbidden");
+        serde_json::from_str::<serde_json::Value>(res.json()["reason"].as_str().unwrap()).unwrap()
+    };
+    let ann = echo(Some(("ann", "ann-pw")), "PUT", "/db/e");
+    assert_eq!(
+        ann,
+        json!([{"db": "db", "name": "ann", "roles": ["staff", "writer"]}, sec["members"]])
+    );
+    // The same user on the other write paths.
+    assert_eq!(
+        echo(Some(("ann", "ann-pw")), "POST", "/db")[0]["name"],
+        "ann"
+    );
+    let bulk = s.as_user(
+        Some(("ann", "ann-pw")),
+        "POST",
+        "/db/_bulk_docs",
+        Some(json!({"docs": [{"_id": "e", "echo": true}]})),
+    );
+    let reason = bulk.json()[0]["reason"].as_str().unwrap().to_owned();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&reason).unwrap()[0],
+        ann[0]
+    );
+    let admin = echo(Some(http_common::ADMIN), "PUT", "/db/e");
+    assert_eq!(
+        admin[0],
+        json!({"db": "db", "name": "admin", "roles": ["_admin"]})
+    );
+    // A cookie session carries the same user.
+    let login = s.send(
+        "POST",
+        "/_session",
+        Some(br#"{"name":"ann","password":"ann-pw"}"#),
+        None,
+        &[],
+    );
+    let cookie = login
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let res = s.send(
+        "PUT",
+        "/db/e",
+        Some(br#"{"echo":true}"#),
+        None,
+        &[("Cookie", &cookie)],
+    );
+    assert_eq!(res.status, 403, "{}", res.text);
+    let via_cookie: serde_json::Value =
+        serde_json::from_str(res.json()["reason"].as_str().unwrap()).unwrap();
+    assert_eq!(via_cookie[0], ann[0]);
+    // Nothing was stored by the refused writes; a normal write passes.
+    s.admin("GET", "/db/e", None)
+        .assert_error(404, "not_found", "missing");
+    let ok = s.as_user(Some(("ann", "ann-pw")), "PUT", "/db/ok", Some(json!({})));
+    assert_eq!(ok.status, 201, "{}", ok.text);
+}

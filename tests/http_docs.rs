@@ -398,3 +398,95 @@ fn replicated_bulk_refusals_carry_revs_in_doc_id_order() {
         ])
     );
 }
+
+#[test]
+fn unknown_paths_get_couchdbs_404s() {
+    let s = Server::start();
+    s.admin("PUT", "/db", None);
+    s.admin("PUT", "/db/doc", Some(json!({})));
+    s.admin("PUT", "/db/_design/d", Some(json!({"views": {}})));
+    s.admin("GET", "/db/_bogus", None)
+        .assert_error(404, "not_found", "missing");
+    s.admin("GET", "/db/_design/nope/_bogus/v", None)
+        .assert_error(404, "not_found", "missing");
+    // Unknown design doc sub-resources are attachment paths in CouchDB.
+    s.admin("GET", "/db/_design/d/_bogus/v", None).assert_error(
+        404,
+        "not_found",
+        "Document is missing attachment",
+    );
+    s.admin("GET", "/db/_design/d/file.txt", None).assert_error(
+        404,
+        "not_found",
+        "Document is missing attachment",
+    );
+    s.admin("GET", "/db/doc/attachment", None).assert_error(
+        404,
+        "not_found",
+        "Document is missing attachment",
+    );
+    s.admin("GET", "/nodb/doc", None)
+        .assert_error(404, "not_found", "Database does not exist.");
+    s.admin("GET", "/_nothing_here", None).assert_error(
+        404,
+        "not_found",
+        "Database does not exist.",
+    );
+    let res = s.admin("GET", "/db/_bogus", None);
+    assert_eq!(res.header("content-type"), Some("application/json"));
+}
+
+#[test]
+fn oversized_requests_and_documents_store_nothing() {
+    let s = Server::start_with(settee::http::HttpConfig {
+        max_request_size: 10_000,
+        ..Default::default()
+    });
+    s.admin("PUT", "/db", None);
+    let body = json!({"fill": "x".repeat(20_000)});
+    s.admin("PUT", "/db/big", Some(body.clone())).assert_error(
+        413,
+        "too_large",
+        "the request entity is too large",
+    );
+    s.admin("POST", "/db/_bulk_docs", Some(json!({"docs": [body]})))
+        .assert_error(413, "too_large", "the request entity is too large");
+    // Just under the limit is fine.
+    let ok = s.admin("PUT", "/db/fits", Some(json!({"fill": "x".repeat(9_000)})));
+    assert_eq!(ok.status, 201, "{}", ok.text);
+    s.admin("GET", "/db/big", None)
+        .assert_error(404, "not_found", "missing");
+
+    // A document over max_document_size (8,000,000 bytes) is refused by
+    // every write path, and nothing of it is stored.
+    let s = Server::start();
+    s.admin("PUT", "/db", None);
+    let before = s.admin("GET", "/db", None).json();
+    let huge = json!({"_id": "huge", "fill": "x".repeat(8_100_000)});
+    s.admin("PUT", "/db/huge", Some(huge.clone()))
+        .assert_error(413, "document_too_large", "huge");
+    s.admin("POST", "/db", Some(huge.clone()))
+        .assert_error(413, "document_too_large", "huge");
+    let bulk = s.admin(
+        "POST",
+        "/db/_bulk_docs",
+        Some(json!({"docs": [{"_id": "small"}, huge]})),
+    );
+    assert_eq!(
+        bulk.status,
+        413,
+        "{}",
+        &bulk.text[..bulk.text.len().min(300)]
+    );
+    s.admin("GET", "/db/huge", None)
+        .assert_error(404, "not_found", "missing");
+    s.admin("GET", "/db/small", None)
+        .assert_error(404, "not_found", "missing");
+    let after = s.admin("GET", "/db", None).json();
+    assert_eq!(after["doc_count"], before["doc_count"]);
+    assert_eq!(after["update_seq"], before["update_seq"]);
+    assert_eq!(
+        s.admin("GET", "/db/_changes", None).json()["results"],
+        json!([])
+    );
+}

@@ -84,11 +84,17 @@ enum Command {
         /// Port to listen on.
         #[arg(long, default_value_t = 5984)]
         port: u16,
-        /// A server admin as NAME:PASSWORD (repeatable; also `$SETTEE_ADMIN`).
-        /// Passwords are stored hashed (PBKDF2) in the data directory.
+        /// A server admin as NAME:PASSWORD (repeatable; also `$SETTEE_ADMIN`,
+        /// several separated by commas). Passwords are stored hashed (PBKDF2)
+        /// in the data directory.
         #[arg(long)]
         admin: Vec<String>,
+        /// An INI file (CouchDB's local.ini format) whose `[admins]` section
+        /// lists `name = password` (or `name = -pbkdf2:sha256-KEY,SALT,ITERATIONS`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Without any admin, treat every request as a server admin's.
+        /// Without this flag the server refuses to start with no admin.
         #[arg(long)]
         admin_party: bool,
     },
@@ -299,8 +305,15 @@ pub fn run() -> i32 {
             bind,
             port,
             admin,
+            config,
             admin_party,
-        } => serve::run(dir, SocketAddr::new(bind, port), admin, admin_party),
+        } => serve::run(serve::ServeOptions {
+            dir,
+            addr: SocketAddr::new(bind, port),
+            admins: admin,
+            config,
+            admin_party,
+        }),
     };
     match result {
         Ok(code) => code,

@@ -1,7 +1,7 @@
 //! `_changes`: the normal feed, and longpoll and continuous feeds that wait
 //! for new commits through [`Database::subscribe`](crate::Database::subscribe).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -19,8 +19,73 @@ use crate::server::Settee;
 use crate::store::DESIGN_PREFIX;
 use crate::{ChangesFilter, ChangesQuery, ChangesStyle, Database, Error, Result, Since};
 
-/// Default `timeout` of waiting feeds, in milliseconds (CouchDB's default).
-const DEFAULT_TIMEOUT_MS: u64 = 60_000;
+/// CouchDB's `changes_timeout` (60 s): the default and the largest
+/// `timeout` of a waiting feed, and the interval of `heartbeat=true`.
+pub const CHANGES_TIMEOUT: Duration = Duration::from_millis(60_000);
+
+/// How long a waiting feed waits, as `couch_changes:get_changes_timeout/2`
+/// and `fabric_view_changes:keep_sending_changes/8` decide it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Timing {
+    /// Interval of the newline heartbeats; with one, the feed does not end
+    /// on `timeout` (it runs until the client leaves or `limit` is reached).
+    heartbeat: Option<Duration>,
+    /// When a feed without heartbeat ends.
+    timeout: Duration,
+}
+
+/// Reads `heartbeat` and `timeout` the way `chttpd_db:parse_changes_query/1`
+/// does, in query order: a heartbeat that is not an integer, or not
+/// positive, is a 400; a `timeout` that is not an integer crashes
+/// `list_to_integer/1`, which CouchDB answers with 500 `unknown_error`
+/// `badarg`. Both are capped at `cap` (`changes_timeout`).
+fn timing(req: &Request, cap: Duration) -> Result<Timing> {
+    let mut heartbeat = None;
+    let mut timeout = None;
+    for (key, value) in &req.query {
+        match key.to_ascii_lowercase().as_str() {
+            "heartbeat" if value == "true" => heartbeat = Some(cap),
+            "heartbeat" => match erlang_integer(value) {
+                Some(ms) if ms > 0 => heartbeat = Some(Duration::from_millis(ms as u64)),
+                Some(_) => {
+                    return Err(Error::bad_request(
+                        "The heartbeat value should be a positive integer (in milliseconds).",
+                    ))
+                }
+                None => {
+                    return Err(Error::bad_request(
+                        "Invalid heartbeat value. Expecting a positive integer value (in milliseconds).",
+                    ))
+                }
+            },
+            "timeout" => {
+                let ms = erlang_integer(value)
+                    .ok_or_else(|| Error::couch(500, "unknown_error", "badarg"))?;
+                // A negative timeout ends the wait at once.
+                timeout = Some(Duration::from_millis(ms.max(0) as u64));
+            }
+            _ => {}
+        }
+    }
+    Ok(Timing {
+        heartbeat: heartbeat.map(|h: Duration| h.min(cap)),
+        timeout: timeout.map_or(cap, |t| t.min(cap)),
+    })
+}
+
+/// `list_to_integer/1`: an optional sign and at least one decimal digit
+/// (saturated to the `i64` range).
+fn erlang_integer(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.parse::<i64>().unwrap_or(if text.starts_with('-') {
+        i64::MIN
+    } else {
+        i64::MAX
+    }))
+}
 
 /// Which kind of feed a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,11 +113,40 @@ pub(super) fn is_streaming(req: &Request) -> bool {
         && matches!(feed_of(req), Ok(Feed::Longpoll | Feed::Continuous))
 }
 
+/// The first error of a JavaScript filter during a read. The store's
+/// predicates answer only pass or fail, so a throwing filter parks its
+/// error here and the read is answered with it (CouchDB answers a filter
+/// that throws with a 500 carrying the query server's error).
+#[derive(Clone, Default)]
+struct FilterFailure(Arc<Mutex<Option<Error>>>);
+
+impl FilterFailure {
+    fn record(&self, e: Error) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(e);
+    }
+
+    /// `Err` with the recorded error, if any (and forgets it).
+    fn check(&self) -> Result<()> {
+        match self.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Parses the feed options shared by every feed kind.
-fn parse_query(settee: &Settee, db: &Database, req: &Request) -> Result<ChangesQuery> {
+fn parse_query(
+    settee: &Settee,
+    db: &Database,
+    req: &Request,
+) -> Result<(ChangesQuery, FilterFailure)> {
     if req.method != Method::GET && req.method != Method::POST {
         return Err(method_not_allowed("GET,POST,HEAD"));
     }
+    timing(req, CHANGES_TIMEOUT)?;
     feed_of(req)?;
     let body = if req.method == Method::POST && !req.body.is_empty() {
         parse_json(&req.body)?
@@ -82,10 +176,11 @@ fn parse_query(settee: &Settee, db: &Database, req: &Request) -> Result<ChangesQ
     if req.param("style") == Some("all_docs") {
         q = q.style(ChangesStyle::AllDocs);
     }
+    let failure = FilterFailure::default();
     if let Some(filter) = req.param("filter") {
-        q = q.filter(parse_filter(settee, db, req, &body, filter)?);
+        q = q.filter(parse_filter(settee, db, req, &body, filter, &failure)?);
     }
-    Ok(q)
+    Ok((q, failure))
 }
 
 fn parse_filter(
@@ -94,6 +189,7 @@ fn parse_filter(
     req: &Request,
     body: &Value,
     filter: &str,
+    failure: &FilterFailure,
 ) -> Result<ChangesFilter> {
     match filter {
         "_doc_ids" => {
@@ -160,16 +256,22 @@ fn parse_filter(
             let js_req = filter_request(db, req, body);
             let pool = settee.js().clone();
             let name = name.to_owned();
-            Ok(ChangesFilter::Predicate(Arc::new(move |doc: &Value| {
-                pool.filter(
+            let failure = failure.clone();
+            Ok(ChangesFilter::Predicate(Arc::new(
+                move |doc: &Value| match pool.filter(
                     &ddoc_id,
                     ddoc.clone(),
                     &name,
                     vec![doc.clone()],
                     js_req.clone(),
-                )
-                .is_ok_and(|passed| passed.first() == Some(&true))
-            })))
+                ) {
+                    Ok(passed) => passed.first() == Some(&true),
+                    Err(e) => {
+                        failure.record(e);
+                        false
+                    }
+                },
+            )))
         }
     }
 }
@@ -218,47 +320,53 @@ fn design_member(db: &Database, ddoc: &str, section: &str, name: &str) -> Result
 
 /// The normal feed: `GET/POST /{db}/_changes`.
 pub(super) fn normal(settee: &Settee, ctx: &DbCtx, req: &Request) -> Result<Reply> {
-    let q = parse_query(settee, &ctx.db, req)?;
-    let mut res = to_value(&ctx.db.changes(&q)?)?;
+    let (q, failure) = parse_query(settee, &ctx.db, req)?;
+    let res = ctx.db.changes(&q)?;
+    failure.check()?;
+    let mut res = to_value(&res)?;
     rewrite_seqs(&mut res);
     Ok(Reply::json(200, res))
 }
 
-/// Milliseconds of a `timeout`/`heartbeat` parameter.
-fn millis(req: &Request, name: &str) -> Option<u64> {
-    match req.param(name)? {
-        "true" => Some(DEFAULT_TIMEOUT_MS),
-        v => v.parse().ok(),
-    }
-}
-
-/// Longpoll and continuous feeds.
-pub(super) async fn stream(settee: Arc<Settee>, req: Request) -> Result<Response> {
+/// Longpoll and continuous feeds; `cap` is the server's `changes_timeout`.
+pub(super) async fn stream(settee: Arc<Settee>, req: Request, cap: Duration) -> Result<Response> {
     let feed = feed_of(&req)?;
-    let heartbeat = millis(&req, "heartbeat").map(|ms| Duration::from_millis(ms.max(1)));
-    let timeout = Duration::from_millis(millis(&req, "timeout").unwrap_or(DEFAULT_TIMEOUT_MS));
-    let (db, q) = blocking(move || {
+    let (db, (q, failure), timing) = blocking(move || {
         let name = req.segments[0].as_str();
         let db = settee.db(name)?;
         settee.check_member(name, &db, &req.user)?;
         let q = parse_query(&settee, &db, &req)?;
-        Ok((db, q))
+        Ok((db, q, timing(&req, cap)?))
     })
     .await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(64);
     let worker = Feeder {
         db,
         q,
         tx,
-        heartbeat,
-        timeout,
+        failure,
+        heartbeat: timing.heartbeat,
+        timeout: timing.timeout,
     };
     tokio::task::spawn_blocking(move || match feed {
         Feed::Continuous => worker.continuous(),
         _ => worker.longpoll(),
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    // A longpoll feed answers once: an error before anything was sent gets
+    // its own status, like CouchDB's delayed response.
+    let first = match feed {
+        Feed::Longpoll => match rx.recv().await {
+            Some(Chunk::Failed(e)) => return Err(e),
+            other => other,
+        },
+        _ => None,
+    };
+    let stream = futures_util::stream::unfold((first, rx), |(first, mut rx)| async move {
+        let chunk = match first {
+            Some(c) => Some(c),
+            None => rx.recv().await,
+        };
+        chunk.map(|c| (Ok::<_, std::io::Error>(c.into_bytes()), (None, rx)))
     });
     let mut res = Body::from_stream(stream).into_response();
     res.headers_mut().insert(
@@ -272,9 +380,26 @@ pub(super) async fn stream(settee: Arc<Settee>, req: Request) -> Result<Response
 struct Feeder {
     db: Database,
     q: ChangesQuery,
-    tx: tokio::sync::mpsc::Sender<Bytes>,
+    tx: tokio::sync::mpsc::Sender<Chunk>,
+    failure: FilterFailure,
     heartbeat: Option<Duration>,
     timeout: Duration,
+}
+
+/// What a feed sends to its response.
+enum Chunk {
+    Data(Bytes),
+    /// The error that ends the feed.
+    Failed(Error),
+}
+
+impl Chunk {
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Chunk::Data(b) => b,
+            Chunk::Failed(e) => Bytes::from(json_text(&e.to_json())),
+        }
+    }
 }
 
 /// How waiting for the next commit ended.
@@ -286,33 +411,46 @@ enum Wait {
 
 impl Feeder {
     fn send(&self, bytes: Vec<u8>) -> bool {
-        self.tx.blocking_send(Bytes::from(bytes)).is_ok()
+        self.tx
+            .blocking_send(Chunk::Data(Bytes::from(bytes)))
+            .is_ok()
     }
 
-    /// Waits for a commit, sending heartbeats, until `deadline`.
+    /// When a feed that started now ends without changes: never with a
+    /// heartbeat (as CouchDB, whose `changes_duration` is unset by default).
+    fn deadline(&self) -> Option<Instant> {
+        match self.heartbeat {
+            Some(_) => None,
+            None => Some(Instant::now() + self.timeout),
+        }
+    }
+
+    /// Waits for a commit until `deadline`, sending a newline every
+    /// heartbeat interval.
     fn wait(
         &self,
         sub: &crossbeam_channel::Receiver<crate::ChangeEvent>,
-        deadline: Instant,
+        deadline: Option<Instant>,
     ) -> Wait {
         loop {
-            let now = Instant::now();
-            if now >= deadline {
-                return Wait::TimedOut;
-            }
-            let step = self
-                .heartbeat
-                .map_or(deadline - now, |h| h.min(deadline - now));
+            let step = match (deadline, self.heartbeat) {
+                (Some(d), _) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Wait::TimedOut;
+                    }
+                    d - now
+                }
+                (None, Some(h)) => h,
+                (None, None) => CHANGES_TIMEOUT,
+            };
             match sub.recv_timeout(step) {
                 Ok(_) => {
                     while sub.try_recv().is_ok() {}
                     return Wait::Changed;
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    if self.heartbeat.is_some()
-                        && Instant::now() < deadline
-                        && !self.send(b"\n".to_vec())
-                    {
+                    if self.heartbeat.is_some() && !self.send(b"\n".to_vec()) {
                         return Wait::Closed;
                     }
                 }
@@ -324,21 +462,24 @@ impl Feeder {
     fn read(&self, since: Since) -> Result<crate::ChangesResponse> {
         let mut q = self.q.clone();
         q.since = since;
-        self.db.changes(&q)
+        let res = self.db.changes(&q)?;
+        self.failure.check()?;
+        Ok(res)
     }
 
-    fn error_line(&self, e: &Error) {
-        self.send(json_text(&e.to_json()));
+    /// Ends the feed with `e`: a line of its JSON body.
+    fn error_line(&self, e: Error) {
+        let _ = self.tx.blocking_send(Chunk::Failed(e));
     }
 
     fn longpoll(self) {
         let sub = self.db.subscribe();
-        let deadline = Instant::now() + self.timeout;
+        let deadline = self.deadline();
         let mut since = self.q.since;
         loop {
             let res = match self.read(since) {
                 Ok(res) => res,
-                Err(e) => return self.error_line(&e),
+                Err(e) => return self.error_line(e),
             };
             if !res.results.is_empty() || self.q.descending {
                 return self.finish(&res);
@@ -358,22 +499,26 @@ impl Feeder {
                 rewrite_seqs(&mut v);
                 self.send(json_text(&v));
             }
-            Err(e) => self.error_line(&e),
+            Err(e) => self.error_line(e),
         }
     }
 
     fn continuous(self) {
         let sub = self.db.subscribe();
-        let deadline = Instant::now() + self.timeout;
+        let deadline = self.deadline();
         let mut since = self.q.since;
         let mut left = self.q.limit;
         let last_seq = loop {
             let mut q = self.q.clone();
             q.since = since;
             q.limit = left;
-            let res = match self.db.changes(&q) {
+            let res = match self
+                .db
+                .changes(&q)
+                .and_then(|r| self.failure.check().map(|()| r))
+            {
                 Ok(res) => res,
-                Err(e) => return self.error_line(&e),
+                Err(e) => return self.error_line(e),
             };
             for row in &res.results {
                 let Ok(mut v) = to_value(row) else { continue };

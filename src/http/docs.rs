@@ -185,7 +185,7 @@ fn delete(settee: &Settee, ctx: &DbCtx, req: &Request, id: &str) -> Result<Reply
 }
 
 /// `/{db}/{docid}/{attachment}`: settee stores no attachments.
-fn attachment(ctx: &DbCtx, req: &Request, id: &str) -> Result<Reply> {
+pub(super) fn attachment(ctx: &DbCtx, req: &Request, id: &str) -> Result<Reply> {
     match req.method {
         Method::GET => {
             ctx.db.get(id, &ReadOptions::default())?;

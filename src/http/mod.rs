@@ -42,15 +42,31 @@ pub use request::Request;
 use crate::server::Settee;
 use crate::{Error, Result};
 
-/// Largest accepted request body (CouchDB's `max_http_request_size` is
-/// larger; documents above `max_document_size` are refused by the store).
-const MAX_BODY: usize = 64 << 20;
+/// Default largest request body, 64 MiB (CouchDB's `max_http_request_size`
+/// is 4 GiB; documents above `max_document_size` are refused by the store).
+pub const MAX_REQUEST_SIZE: usize = 64 << 20;
 
 /// Server options.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// Treat every request as a server admin's when no admin is configured.
     pub admin_party: bool,
+    /// CouchDB's `[chttpd] changes_timeout`: the default and the largest
+    /// `timeout` of longpoll and continuous `_changes` feeds (60 s).
+    pub changes_timeout: std::time::Duration,
+    /// CouchDB's `[chttpd] max_http_request_size`: a larger body gets 413
+    /// `too_large` before anything is parsed or stored.
+    pub max_request_size: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            admin_party: false,
+            changes_timeout: changes::CHANGES_TIMEOUT,
+            max_request_size: MAX_REQUEST_SIZE,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -87,12 +103,13 @@ async fn handle_inner(state: AppState, req: axum::extract::Request) -> Result<Re
     let (parts, body) = req.into_parts();
     let segments = request::split_path(parts.uri.path())?;
     let query = request::parse_query(parts.uri.query().unwrap_or(""))?;
-    let body = axum::body::to_bytes(body, MAX_BODY)
+    let body = axum::body::to_bytes(body, state.config.max_request_size)
         .await
         .map_err(|_| Error::couch(413, "too_large", "the request entity is too large"))?;
     let settee = state.settee.clone();
     let headers = parts.headers.clone();
     let config = state.config.clone();
+    let changes_timeout = config.changes_timeout;
     let user = blocking(move || auth::authenticate(&settee, &headers, &config)).await?;
     let request = Request {
         method: if parts.method == Method::HEAD {
@@ -107,7 +124,7 @@ async fn handle_inner(state: AppState, req: axum::extract::Request) -> Result<Re
         user,
     };
     if changes::is_streaming(&request) {
-        return changes::stream(state.settee.clone(), request).await;
+        return changes::stream(state.settee.clone(), request, changes_timeout).await;
     }
     let settee = state.settee.clone();
     let head = parts.method == Method::HEAD;

@@ -64,6 +64,7 @@ pub fn error_reply(e: &Error) -> Reply {
 /// report in CouchDB rather than from a handler).
 fn carries_ref(e: &Error) -> bool {
     e.name() == "unknown_query_language"
+        || (e.name() == "unknown_error" && e.reason() == "badarg")
         || (e.name() == "query_parse_error"
             && e.reason().starts_with("No rows can match your key range"))
 }

@@ -11,7 +11,7 @@ use super::request::Request;
 use super::seq::rewrite_seqs;
 use crate::server::Settee;
 use crate::view::ViewQuery;
-use crate::{Error, ReadOptions, Result};
+use crate::{Error, Result};
 
 /// Routes `/{db}/_design/{d}/...`.
 pub(super) fn route(
@@ -26,10 +26,10 @@ pub(super) fn route(
         ["_view", view] => query(settee, ctx, req, ddoc_id, view),
         ["_view", view, "queries"] => queries(settee, ctx, req, ddoc_id, view),
         ["_info"] => info(settee, ctx, req, ddoc_id),
-        _ => {
-            ctx.db.get(ddoc_id, &ReadOptions::default())?;
-            Err(Error::not_found("missing"))
-        }
+        // Anything else is an attachment path, as in CouchDB's
+        // `bad_action_req/3` (`GET` of an existing design doc: 404
+        // "Document is missing attachment").
+        _ => super::docs::attachment(ctx, req, ddoc_id),
     }
 }
 
@@ -92,28 +92,25 @@ fn queries(
     Ok(Reply::json(200, json!({ "results": results })))
 }
 
-/// `GET /{db}/_design/{d}/_info`.
+/// `GET /{db}/_design/{d}/_info`: the fields of CouchDB 3.5's
+/// `fabric_group_info` (one shard): the index state, `updates_pending`
+/// (documents written since the index's checkpoint) and the collator
+/// versions of the index (settee's collator build, not libicu's).
 fn info(settee: &Settee, ctx: &DbCtx, req: &Request, ddoc_id: &str) -> Result<Reply> {
     if req.method != Method::GET {
         return Err(method_not_allowed("GET"));
     }
-    let ddoc = settee.views(&ctx.db).design_doc(ddoc_id)?;
-    let name = ddoc_id.trim_start_matches("_design/");
+    let info = settee.views(&ctx.db).info(ddoc_id)?;
+    let pending = ctx
+        .db
+        .update_seq()?
+        .saturating_sub(info.view_index.update_seq);
+    let mut view_index = to_value(&info.view_index)?;
+    view_index["updates_pending"] =
+        json!({"minimum": pending, "preferred": pending, "total": pending});
+    view_index["collator_versions"] = json!([crate::collate::collator_version()]);
     Ok(Reply::json(
         200,
-        json!({
-            "name": name,
-            "view_index": {
-                "signature": ddoc.group.signature,
-                "language": ddoc.group.language,
-                "updater_running": false,
-                "compact_running": false,
-                "waiting_clients": 0,
-                "waiting_commit": false,
-                "update_seq": ctx.db.update_seq()?,
-                "purge_seq": 0,
-                "sizes": {"file": 0, "external": 0, "active": 0}
-            }
-        }),
+        json!({"name": info.name, "view_index": view_index}),
     ))
 }

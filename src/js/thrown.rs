@@ -123,6 +123,36 @@ impl Thrown {
         }
     }
 
+    /// What CouchDB's query server makes of a throw that escapes a filter
+    /// function (`handleError` in `loop.js`), which CouchDB answers with a
+    /// 500 carrying that name and reason: `["error"|"fatal", name, reason]`
+    /// as is; an object with `error` and `reason`; an object with a `name`
+    /// (an `Error`) as that name with the object itself as the reason,
+    /// printed as an Erlang term (an `Error` has no enumerable members, so
+    /// `new Error("boom")` gives `{"error":"Error","reason":"{[]}"}`); any
+    /// other value as `unnamed_error`. Engine limits stay `os_process_error`.
+    pub fn into_query_server_error(self) -> Error {
+        if let Some(e) = self.abort_error().or_else(|| self.as_query_server_error()) {
+            return e;
+        }
+        let (name, reason) = match &self {
+            Thrown::Error { name, .. } => (name.clone(), "{[]}".to_owned()),
+            Thrown::Value(Some(Value::Object(m)))
+                if m.get("error").is_some_and(truthy) && m.get("reason").is_some_and(truthy) =>
+            {
+                (erlang_text(&m["error"]), erlang_text(&m["reason"]))
+            }
+            Thrown::Value(Some(obj @ Value::Object(m))) if m.get("name").is_some_and(truthy) => {
+                (erlang_text(&m["name"]), erlang_term(obj))
+            }
+            other => ("unnamed_error".to_owned(), other.describe()),
+        };
+        Error::JavaScript {
+            name: Cow::Owned(name),
+            reason,
+        }
+    }
+
     fn error_triple(items: &[Value]) -> Error {
         let text = |v: Option<&Value>| match v {
             Some(Value::String(s)) => s.clone(),
@@ -151,5 +181,50 @@ impl Thrown {
                 reason: other.describe(),
             },
         }
+    }
+}
+
+/// JavaScript truthiness of a JSON value.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+/// `couch_util:to_binary/1` of a decoded JSON value: strings as they are,
+/// anything else as its Erlang term.
+fn erlang_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => erlang_term(other),
+    }
+}
+
+/// A decoded JSON value (jiffy's EJSON) as Erlang's `~p` prints it.
+fn erlang_term(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => format!("<<{}>>", Value::String(s.clone())),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(erlang_term).collect::<Vec<_>>().join(",")
+        ),
+        Value::Object(m) => format!(
+            "{{[{}]}}",
+            m.iter()
+                .map(|(k, v)| format!(
+                    "{{{},{}}}",
+                    erlang_term(&Value::String(k.clone())),
+                    erlang_term(v)
+                ))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
     }
 }

@@ -411,7 +411,7 @@ impl Worker {
                 Err(err) => {
                     let thrown = Thrown::from_js(err, &mut self.ctx);
                     self.abort_if_needed(&thrown)?;
-                    return Err(thrown.into_error());
+                    return Err(thrown.into_query_server_error());
                 }
             }
         }

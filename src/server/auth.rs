@@ -165,6 +165,26 @@ impl Admins {
         Ok(())
     }
 
+    /// Adds or replaces an admin whose password is given already hashed
+    /// (a `-pbkdf2:sha256-KEY,SALT,ITERATIONS` line of a config file).
+    pub fn set_hashed(&self, name: &str, hash: PasswordHash) -> Result<()> {
+        let mut hashes = self.hashes.write().unwrap_or_else(|p| p.into_inner());
+        if hashes.get(name) == Some(&hash) {
+            return Ok(());
+        }
+        hashes.insert(name.to_owned(), hash);
+        let bytes =
+            serde_json::to_vec_pretty(&*hashes).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let tmp = self.path.with_extension("tmp");
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, &self.path)?;
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        Ok(())
+    }
+
     /// Whether there is at least one admin.
     pub fn is_empty(&self) -> bool {
         self.hashes

@@ -36,6 +36,11 @@ pub const ADMIN: (&str, &str) = ("admin", "password");
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with(HttpConfig::default())
+    }
+
+    /// A server with `config` (and the test admin).
+    pub fn start_with(config: HttpConfig) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let settee = Arc::new(Settee::open(dir.path()).unwrap());
         settee.admins().set(ADMIN.0, ADMIN.1).unwrap();
@@ -49,9 +54,7 @@ impl Server {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 tx.send(listener.local_addr().unwrap().port()).unwrap();
-                settee::http::serve(listener, settee, HttpConfig::default())
-                    .await
-                    .unwrap();
+                settee::http::serve(listener, settee, config).await.unwrap();
             });
         });
         Server {
@@ -179,16 +182,96 @@ impl Response {
     }
 }
 
+/// The complete chunks of a chunked body (an incomplete last chunk is left out).
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
         let size =
             usize::from_str_radix(std::str::from_utf8(&data[..eol]).unwrap().trim(), 16).unwrap();
-        if size == 0 {
+        if size == 0 || data.len() < eol + 2 + size + 2 {
             break;
         }
         out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
         data = &data[eol + 2 + size + 2..];
     }
     out
+}
+
+/// An open streaming response (a continuous or longpoll feed) read as it
+/// arrives.
+pub struct Stream {
+    stream: TcpStream,
+    raw: Vec<u8>,
+}
+
+impl Client {
+    /// Sends a GET as the admin and returns the connection unread.
+    pub fn open_stream(&self, path: &str) -> Stream {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", ADMIN.0, ADMIN.1));
+        let head = format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Basic {token}\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        Stream {
+            stream,
+            raw: Vec::new(),
+        }
+    }
+}
+
+impl Stream {
+    /// Reads for `wait` (or until the server closes) and returns the
+    /// status and the body received so far (complete chunks only).
+    pub fn read_for(&mut self, wait: std::time::Duration) -> (u16, String) {
+        let deadline = std::time::Instant::now() + wait;
+        let mut buf = [0u8; 4096];
+        loop {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            self.stream.set_read_timeout(Some(deadline - now)).unwrap();
+            match self.stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.raw.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break
+                }
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+        self.body()
+    }
+
+    /// Reads until the body contains `needle` or `wait` has passed.
+    pub fn read_until(&mut self, needle: &str, wait: std::time::Duration) -> (u16, String) {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let (status, body) = self.read_for(std::time::Duration::from_millis(50));
+            if body.contains(needle) || std::time::Instant::now() >= deadline {
+                return (status, body);
+            }
+        }
+    }
+
+    fn body(&self) -> (u16, String) {
+        let Some(split) = self.raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return (0, String::new());
+        };
+        let head = String::from_utf8_lossy(&self.raw[..split]);
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = dechunk(&self.raw[split + 4..]);
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
 }
