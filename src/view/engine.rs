@@ -116,19 +116,20 @@ pub struct BuildProgress {
 
 /// The view engine of one database.
 ///
-/// ```no_run
+/// ```
 /// use serde_json::json;
 /// use settee::js::{JsConfig, JsPool};
 /// use settee::view::{ViewEngine, ViewQuery};
 /// use settee::Database;
 ///
-/// let db = Database::open_or_create("/tmp/settee-example")?;
+/// let dir = tempfile::tempdir()?;
+/// let db = Database::open_or_create(dir.path().join("shop"))?;
 /// db.put(json!({"_id": "_design/app", "views": {
 ///     "by_type": {"map": "function(doc){ emit(doc.type, 1); }", "reduce": "_count"}}}))?;
 /// db.put(json!({"_id": "a", "type": "order"}))?;
 /// let views = ViewEngine::new(db, JsPool::new(JsConfig::default())?);
 /// let response = views.query("_design/app", "by_type", &ViewQuery::new().group(true))?;
-/// println!("{}", serde_json::to_string(&response)?);
+/// assert_eq!(serde_json::to_string(&response)?, r#"{"rows":[{"key":"order","value":1}]}"#);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
@@ -266,15 +267,24 @@ impl ViewEngine {
     /// takes the bulk path, commits the batches read so far in one
     /// transaction). Returns the sequence indexed.
     ///
-    /// ```no_run
+    /// ```
     /// use std::ops::ControlFlow;
+    /// # use serde_json::json;
     /// # use settee::{Database, js::{JsConfig, JsPool}, view::ViewEngine};
-    /// # let views = ViewEngine::new(Database::open("/tmp/db")?, JsPool::new(JsConfig::default())?);
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = Database::create(dir.path().join("db"))?;
+    /// # db.put(json!({"_id": "_design/sales", "views": {"v": {"map": "function(doc) { emit(doc.n, 1); }"}}}))?;
+    /// # db.bulk_docs((0..10).map(|n| json!({"n": n})).collect(), Default::default())?;
+    /// # let views = ViewEngine::new(db.clone(), JsPool::new(JsConfig::default())?);
+    /// let mut reports = 0;
     /// let seq = views.update("_design/sales", &mut |p| {
-    ///     eprintln!("{} of {} docs", p.docs_done, p.docs_total);
+    ///     reports += 1;
+    ///     assert!(p.docs_done <= p.docs_total);
     ///     ControlFlow::Continue(())
     /// })?;
-    /// # Ok::<(), settee::Error>(())
+    /// assert_eq!(seq, db.update_seq()?);
+    /// assert!(reports >= 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn update(
         &self,
@@ -370,12 +380,24 @@ impl ViewEngine {
     /// from scratch (`settee reindex --from-scratch`). A pass running on it
     /// finishes first.
     ///
-    /// ```no_run
+    /// ```
+    /// # use serde_json::json;
     /// # use settee::{Database, js::{JsConfig, JsPool}, view::ViewEngine};
-    /// # let views = ViewEngine::new(Database::open("/tmp/db")?, JsPool::new(JsConfig::default())?);
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = Database::create(dir.path().join("db"))?;
+    /// # db.put(json!({"_id": "_design/sales", "views": {"v": {"map": "function(doc) { emit(doc.n, 1); }"}}}))?;
+    /// # db.bulk_docs((0..10).map(|n| json!({"n": n})).collect(), Default::default())?;
+    /// # let views = ViewEngine::new(db, JsPool::new(JsConfig::default())?);
+    /// let mut rebuilt = 0;
+    /// views.update("_design/sales", &mut |_| std::ops::ControlFlow::Continue(()))?;
     /// views.reset("_design/sales")?;
-    /// views.update("_design/sales", &mut |_| std::ops::ControlFlow::Continue(()))?; // a full build
-    /// # Ok::<(), settee::Error>(())
+    /// views.update("_design/sales", &mut |p| {
+    ///     rebuilt = p.docs_done; // a full build again
+    ///     std::ops::ControlFlow::Continue(())
+    /// })?;
+    /// assert_eq!(rebuilt, 10);
+    /// assert_eq!(views.row_counts("_design/sales")?, vec![10]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn reset(&self, ddoc_id: &str) -> Result<()> {
         let ddoc = self.design_doc(ddoc_id)?;
