@@ -295,3 +295,50 @@ fn design_doc_get_delete_and_view_cleanup() {
     s.as_user(None, "POST", "/db/_view_cleanup", Some(json!({})))
         .assert_error(401, "unauthorized", "You are not a db or server admin.");
 }
+
+/// A long view build runs off the async threads: while one request waits for
+/// it, unrelated requests (a document, the database, the server) are answered.
+#[test]
+fn a_slow_view_build_stalls_no_unrelated_request() {
+    let s = Server::start();
+    assert_eq!(s.admin("PUT", "/slow", None).status, 201);
+    let docs: Vec<Value> = (0..600)
+        .map(|n| json!({"_id": format!("d{n:04}"), "n": n}))
+        .collect();
+    assert_eq!(
+        s.admin("POST", "/slow/_bulk_docs", Some(json!({ "docs": docs })))
+            .status,
+        201
+    );
+    let ddoc = json!({"_id": "_design/slow", "views": {"v": {
+        "map": "function(doc) { var x = 0; for (var i = 0; i < 200000; i++) { x += i % 7; } emit(doc.n, x); }"}}});
+    assert_eq!(s.admin("PUT", "/slow/_design/slow", Some(ddoc)).status, 201);
+
+    let client = *s;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let view_done = done.clone();
+    let view = std::thread::spawn(move || {
+        let res = client.admin("GET", "/slow/_design/slow/_view/v?limit=1", None);
+        view_done.store(true, std::sync::atomic::Ordering::SeqCst);
+        res
+    });
+    // Let the build start, then ask for unrelated things while it runs.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    for path in [
+        "/slow/d0001",
+        "/slow",
+        "/",
+        "/_all_dbs",
+        "/slow/_all_docs?limit=2",
+    ] {
+        let res = s.admin("GET", path, None);
+        assert_eq!(res.status, 200, "{path}: {}", res.text);
+        assert!(
+            !done.load(std::sync::atomic::Ordering::SeqCst),
+            "{path} was answered only after the view build finished"
+        );
+    }
+    let res = view.join().unwrap();
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(res.json()["total_rows"], 600);
+}
