@@ -503,7 +503,8 @@ mod tests {
                 builder.add(chunk).unwrap();
             }
             let seq = all.chunks(3).count() as u64;
-            prop_assert!(budget > 2000 || builder.spills() > 0);
+            // A budget of one byte spills after every document with rows.
+            prop_assert!(budget > 1 || builder.spills() > 0 || all.iter().all(|d| d.rows.is_empty()));
             builder.finish(&bulk, seq).unwrap();
             prop_assert!(!b.path().join(RUN_DIR).exists());
             let (x, y) = (all_entries(&incremental), all_entries(&bulk));
