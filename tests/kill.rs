@@ -6,8 +6,9 @@
 //! The child is this test binary re-run with `--ignored --exact child_writer`
 //! and the database directory in an environment variable.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+mod child_process;
+
+use std::io::Write;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -106,7 +107,6 @@ fn child_writer() {
 fn acknowledged_batches_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
-    let exe = std::env::current_exe().unwrap();
     let mut acked = 0u64;
     let mut rng = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -115,30 +115,13 @@ fn acknowledged_batches_survive_sigkill() {
         | 1;
     let started = Instant::now();
     for round in 0..KILLS {
-        let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "child_writer",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(DIR_ENV, &path)
-            .env(ACKED_ENV, acked.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut child = child_process::spawn(
+            "child_writer",
+            &[
+                (DIR_ENV, path.display().to_string()),
+                (ACKED_ENV, acked.to_string()),
+            ],
+        );
         // Kill a random few milliseconds after the child started writing.
         rng ^= rng << 13;
         rng ^= rng >> 7;
@@ -154,7 +137,7 @@ fn acknowledged_batches_survive_sigkill() {
             let wait = killed_at.map_or(Duration::from_millis(100), |_: Instant| {
                 Duration::from_millis(500)
             });
-            match rx.recv_timeout(wait) {
+            match child.lines.recv_timeout(wait) {
                 Ok(line) => {
                     // libtest prints "test child_writer ... " before the first line.
                     let line = line.rsplit("... ").next().unwrap_or_default();
@@ -166,7 +149,7 @@ fn acknowledged_batches_survive_sigkill() {
                     }
                     if line.starts_with("READY") && killed_at.is_none() {
                         std::thread::sleep(delay);
-                        child.kill().unwrap();
+                        child.kill();
                         killed_at = Some(Instant::now());
                     }
                 }
@@ -179,12 +162,11 @@ fn acknowledged_batches_survive_sigkill() {
             killed_at.is_some(),
             "round {round}: the child exited on its own"
         );
-        let status = child.wait().unwrap();
+        let status = child.wait();
         assert!(
             !status.success(),
             "round {round}: the child must die by SIGKILL"
         );
-        reader.join().unwrap();
     }
     assert!(acked > 0, "no batch was acknowledged in {KILLS} rounds");
     // Final check in this process, and the store is still writable.

@@ -11,12 +11,12 @@
 //! The child is this test binary re-run with `--ignored --exact child_builder`
 //! (the harness of `tests/kill.rs`).
 
+mod child_process;
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::ops::ControlFlow;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -279,7 +279,6 @@ fn view_builds_survive_sigkill() {
     let mut generator = OrdersGenerator::new(7);
     let populated = started.elapsed();
 
-    let exe = std::env::current_exe().unwrap();
     let mut rng = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -294,29 +293,8 @@ fn view_builds_survive_sigkill() {
     let mut last_checkpoint = 0;
     let (mut kills, mut completed, mut mid_batch_kills) = (0, 0, 0);
     for round in 0..ROUNDS {
-        let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "child_builder",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(DIR_ENV, &path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut child =
+            child_process::spawn("child_builder", &[(DIR_ENV, path.display().to_string())]);
         // Kill after a few committed batches plus a random delay (inside the
         // next batch's mapping or commit), or right after opening, or after a
         // random time if the build reports no batches.
@@ -342,7 +320,7 @@ fn view_builds_survive_sigkill() {
         let mut done = false;
         loop {
             assert!(Instant::now() < deadline, "round {round}: the child hangs");
-            match rx.recv_timeout(Duration::from_millis(10)) {
+            match child.lines.recv_timeout(Duration::from_millis(10)) {
                 Ok(line) => {
                     // libtest prints "test child_builder ... " before the first line.
                     let line = line.rsplit("... ").next().unwrap_or_default().to_string();
@@ -366,15 +344,14 @@ fn view_builds_survive_sigkill() {
             let Some(ready) = ready_at else { continue };
             if !killed && !done && (batches >= kill_after_batches || ready.elapsed() >= time_cap) {
                 std::thread::sleep(kill_delay);
-                child.kill().unwrap();
+                child.kill();
                 killed = true;
                 if batches > 0 {
                     mid_batch_kills += 1;
                 }
             }
         }
-        let status = child.wait().unwrap();
-        reader.join().unwrap();
+        let status = child.wait();
         if killed && !status.success() {
             kills += 1;
         } else {
