@@ -151,27 +151,28 @@ impl Admins {
         if self.check(name, password) == Some(true) {
             return Ok(());
         }
-        let mut hashes = self.hashes.write().unwrap_or_else(|p| p.into_inner());
-        hashes.insert(name.to_owned(), hash_password(password)?);
-        let bytes =
-            serde_json::to_vec_pretty(&*hashes).map_err(|e| Error::Corrupt(e.to_string()))?;
-        let tmp = self.path.with_extension("tmp");
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, &self.path)?;
-        self.verified
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
-        Ok(())
+        self.store(name, hash_password(password)?)
     }
 
     /// Adds or replaces an admin whose password is given already hashed
     /// (a `-pbkdf2:sha256-KEY,SALT,ITERATIONS` line of a config file).
     pub fn set_hashed(&self, name: &str, hash: PasswordHash) -> Result<()> {
-        let mut hashes = self.hashes.write().unwrap_or_else(|p| p.into_inner());
-        if hashes.get(name) == Some(&hash) {
+        let unchanged = self
+            .hashes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            == Some(&hash);
+        if unchanged {
             return Ok(());
         }
+        self.store(name, hash)
+    }
+
+    /// Records `name`'s hash and persists the list (write then rename, so a
+    /// crash leaves the old file or the new one).
+    fn store(&self, name: &str, hash: PasswordHash) -> Result<()> {
+        let mut hashes = self.hashes.write().unwrap_or_else(|p| p.into_inner());
         hashes.insert(name.to_owned(), hash);
         let bytes =
             serde_json::to_vec_pretty(&*hashes).map_err(|e| Error::Corrupt(e.to_string()))?;

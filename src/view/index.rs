@@ -247,16 +247,31 @@ impl IndexStore {
                 .put(&mut wtxn, &back_key, &stored)
                 .map_err(storage_error)?;
         }
+        let mut totals = Vec::new();
         for (tree, delta) in counts.into_iter().enumerate() {
             if delta != 0 {
                 let tree = tree as u16;
                 let count = self.row_count(&wtxn, tree)? as i64 + delta;
                 let count = u64::try_from(count)
                     .map_err(|_| Error::Corrupt("negative row count".into()))?;
-                self.meta
-                    .put(&mut wtxn, &count_key(tree), &count.to_be_bytes())
-                    .map_err(storage_error)?;
+                totals.push((tree, count));
             }
+        }
+        self.commit_checkpoint(wtxn, &totals, seq)
+    }
+
+    /// Ends an index transaction: the row counts of the trees it changed and
+    /// the checkpoint, committed with the rows.
+    fn commit_checkpoint(
+        &self,
+        mut wtxn: RwTxn<'_>,
+        counts: &[(u16, u64)],
+        seq: u64,
+    ) -> Result<()> {
+        for (tree, count) in counts {
+            self.meta
+                .put(&mut wtxn, &count_key(*tree), &count.to_be_bytes())
+                .map_err(storage_error)?;
         }
         self.meta
             .put(&mut wtxn, b"update_seq", &seq.to_be_bytes())
@@ -345,22 +360,10 @@ impl IndexStore {
                 .put_with_flags(&mut wtxn, PutFlags::APPEND, &key, &value)
                 .map_err(out_of_order)?;
         }
-        for tree in 0..self.trees {
-            let count = counts.get(usize::from(tree)).copied().unwrap_or(0);
-            if count == 0 {
-                self.meta
-                    .delete(&mut wtxn, &count_key(tree))
-                    .map_err(storage_error)?;
-            } else {
-                self.meta
-                    .put(&mut wtxn, &count_key(tree), &count.to_be_bytes())
-                    .map_err(storage_error)?;
-            }
-        }
-        self.meta
-            .put(&mut wtxn, b"update_seq", &seq.to_be_bytes())
-            .map_err(storage_error)?;
-        wtxn.commit().map_err(storage_error)
+        let totals: Vec<(u16, u64)> = (0..self.trees)
+            .map(|tree| (tree, counts.get(usize::from(tree)).copied().unwrap_or(0)))
+            .collect();
+        self.commit_checkpoint(wtxn, &totals, seq)
     }
 
     /// Every entry of `rows`, `back` and `overflow`, in key order (tests).
