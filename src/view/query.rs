@@ -489,8 +489,8 @@ impl ViewQuery {
                 self.exact.keys.clear();
                 self.start_key = Some(key.clone());
                 self.end_key = Some(key);
-                self.exact.start = exact.clone();
-                self.exact.end = exact;
+                self.exact.start = exact;
+                self.exact.end = self.exact.start.clone();
             }
         }
     }
@@ -503,7 +503,8 @@ impl ViewQuery {
         value: ParamValue<'_>,
         exact: Option<&ExactIntegers>,
     ) -> Result<()> {
-        let exact = match value {
+        // Only key parameters can hold numbers worth keeping exact.
+        let exact = || match value {
             ParamValue::Text(text) => ExactIntegers::scan(text),
             ParamValue::Json(_) => exact.cloned(),
         };
@@ -512,23 +513,23 @@ impl ViewQuery {
                 let key = value.json()?;
                 self.start_key = Some(key.clone());
                 self.end_key = Some(key);
-                self.exact.start = exact.clone();
-                self.exact.end = exact;
+                self.exact.start = exact();
+                self.exact.end = self.exact.start.clone();
             }
             "keys" => match value.json()? {
                 Value::Array(keys) => {
-                    self.exact.keys = exact.and_then(|e| e.split(&keys)).unwrap_or_default();
+                    self.exact.keys = exact().and_then(|e| e.split(&keys)).unwrap_or_default();
                     self.keys = Some(keys);
                 }
                 _ => return Err(Error::query_parse("`keys` must be an array of strings.")),
             },
             "startkey" | "start_key" => {
                 self.start_key = Some(value.json()?);
-                self.exact.start = exact;
+                self.exact.start = exact();
             }
             "endkey" | "end_key" => {
                 self.end_key = Some(value.json()?);
-                self.exact.end = exact;
+                self.exact.end = exact();
             }
             "startkey_docid" | "start_key_doc_id" => self.start_key_docid = Some(value.text()),
             "endkey_docid" | "end_key_doc_id" => self.end_key_docid = Some(value.text()),
