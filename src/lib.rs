@@ -73,8 +73,9 @@ pub mod view;
 
 pub use error::{Error, Result};
 pub use store::{
-    AllDocsQuery, AllDocsResponse, AllDocsRow, BulkOptions, BulkResult, ChangeEvent, ChangeRev,
-    ChangeRow, ChangesFilter, ChangesQuery, ChangesResponse, ChangesStyle, Database, DbInfo,
-    DbSizes, DocUpdate, IndexChange, OpenMode, OpenRev, OpenRevs, PreparedBatch, ReadOptions, Rev,
-    RevsDiff, Since, StoreOptions, UpdateValidator, UserCtx, ValidationRequest, WeakDatabase,
+    Access, AllDocsQuery, AllDocsResponse, AllDocsRow, BulkOptions, BulkResult, ChangeEvent,
+    ChangeRev, ChangeRow, ChangesFilter, ChangesQuery, ChangesResponse, ChangesStyle, Database,
+    DbInfo, DbSizes, DocUpdate, IndexChange, OpenMode, OpenRev, OpenRevs, PreparedBatch,
+    ReadOptions, Rev, RevsDiff, Security, Since, StoreOptions, UpdateValidator, UserCtx,
+    ValidationRequest, WeakDatabase,
 };

@@ -3,9 +3,9 @@
 //! documents (CouchDB's VDUs), on every write path: put, delete, `bulk_docs`,
 //! and replicated writes (`new_edits=false`).
 //!
-//! - A design document may only be written by a server or database admin
-//!   ("You are not a db or server admin."), and must pass
-//!   [`DesignDoc::parse`] and compile ([`DesignDoc::compile_check`]).
+//! - A design document (which only server and database admins may write;
+//!   the store checks that) must pass [`DesignDoc::parse`] and compile
+//!   ([`DesignDoc::compile_check`]).
 //! - Other documents are passed to every design document that has a
 //!   `validate_doc_update`, in design-document id order; the first rejection
 //!   wins. `_local/` documents never get here.
@@ -21,49 +21,9 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::js::{JsPool, ValidateCall};
 use crate::store::{
-    AllDocsQuery, AllDocsRow, Database, UpdateValidator, UserCtx, ValidationRequest,
+    AllDocsQuery, AllDocsRow, Database, Security, UpdateValidator, UserCtx, ValidationRequest,
 };
 use crate::view::DesignDoc;
-
-/// The metadata entry holding a database's security object.
-pub const SECURITY_META_KEY: &str = "security";
-
-/// The security object of a database that has none stored: CouchDB 3.5's
-/// `default_security = admin_only`.
-pub fn default_security() -> Value {
-    json!({"members": {"roles": ["_admin"]}, "admins": {"roles": ["_admin"]}})
-}
-
-/// A database's security object: the stored one, or the admin-only default.
-pub fn security_object(db: &Database) -> Result<Value> {
-    Ok(db
-        .get_meta(SECURITY_META_KEY)?
-        .unwrap_or_else(default_security))
-}
-
-/// Whether `user` is a server admin or one of the security object's admins
-/// (by name or role).
-pub fn is_db_admin(security: &Value, user: &UserCtx) -> bool {
-    if user.is_admin() {
-        return true;
-    }
-    let list = |name: &str| -> Vec<String> {
-        security["admins"][name]
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let by_name = user
-        .name
-        .as_ref()
-        .is_some_and(|n| list("names").contains(n));
-    by_name || list("roles").iter().any(|r| user.roles.contains(r))
-}
 
 /// The design documents with a `validate_doc_update`, as last read.
 struct ValidatorSet {
@@ -149,10 +109,7 @@ impl DocValidator {
         Ok(set)
     }
 
-    fn check_design_doc(&self, req: &ValidationRequest<'_>, security: &Value) -> Result<()> {
-        if !is_db_admin(security, req.user) {
-            return Err(Error::Forbidden("You are not a db or server admin.".into()));
-        }
+    fn check_design_doc(&self, req: &ValidationRequest<'_>) -> Result<()> {
         if req.new_doc.get("_deleted") == Some(&Value::Bool(true)) {
             return Ok(());
         }
@@ -164,7 +121,7 @@ impl UpdateValidator for DocValidator {
     fn validate_batch(&self, reqs: &[ValidationRequest<'_>]) -> Vec<Result<()>> {
         let context = self
             .validators()
-            .and_then(|set| Ok((set, security_object(&self.db)?)));
+            .and_then(|set| Ok((set, Security::load(&self.db)?)));
         let (set, security) = match context {
             Ok(context) => context,
             Err(e) => return reqs.iter().map(|_| Err(clone_error(&e))).collect(),
@@ -172,22 +129,36 @@ impl UpdateValidator for DocValidator {
         let mut outcomes: Vec<Option<Result<()>>> = Vec::with_capacity(reqs.len());
         let mut calls = Vec::new();
         let mut owners = Vec::new();
+        let sec_obj = Arc::new(security.sec_obj());
+        // The requests of a write share one user: one `userCtx` for all.
+        let mut user_ctx: Option<(&UserCtx, Arc<Value>)> = None;
         for (i, req) in reqs.iter().enumerate() {
             if req.id.starts_with("_design/") {
-                outcomes.push(Some(self.check_design_doc(req, &security)));
+                outcomes.push(Some(self.check_design_doc(req)));
                 continue;
             }
             outcomes.push(None);
-            let user_ctx =
-                json!({"db": self.db.name(), "name": req.user.name, "roles": req.user.roles});
+            if set.validators.is_empty() {
+                continue;
+            }
+            let user = match &user_ctx {
+                Some((user, value)) if *user == req.user => value.clone(),
+                _ => {
+                    let value = Arc::new(
+                        json!({"db": self.db.name(), "name": req.user.name, "roles": req.user.roles}),
+                    );
+                    user_ctx = Some((req.user, value.clone()));
+                    value
+                }
+            };
             for (ddoc_id, ddoc) in &set.validators {
                 calls.push(ValidateCall {
                     ddoc_id: ddoc_id.clone(),
                     ddoc: ddoc.clone(),
                     new_doc: req.new_doc.clone(),
                     old_doc: req.old_doc.clone(),
-                    user_ctx: user_ctx.clone(),
-                    sec_obj: security.clone(),
+                    user_ctx: user.clone(),
+                    sec_obj: sec_obj.clone(),
                 });
                 owners.push(i);
             }

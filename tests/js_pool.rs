@@ -557,10 +557,12 @@ fn vdu_call(
     ValidateCall {
         ddoc_id: ddoc["_id"].as_str().unwrap().into(),
         ddoc: Arc::new(ddoc.clone()),
-        new_doc,
-        old_doc,
-        user_ctx: json!({"db": "db", "name": user, "roles": roles}),
-        sec_obj: json!({"admins": {"names": [], "roles": ["boss"]}, "members": {"names": [], "roles": []}}),
+        new_doc: Arc::new(new_doc),
+        old_doc: old_doc.map(Arc::new),
+        user_ctx: Arc::new(json!({"db": "db", "name": user, "roles": roles})),
+        sec_obj: Arc::new(
+            json!({"admins": {"names": [], "roles": ["boss"]}, "members": {"names": [], "roles": []}}),
+        ),
     }
 }
 

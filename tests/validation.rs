@@ -4,14 +4,20 @@ mod common;
 
 use common::pool;
 use serde_json::{json, Value};
-use settee::validation::{DocValidator, SECURITY_META_KEY};
-use settee::{BulkOptions, Database, ReadOptions, UserCtx};
+use settee::validation::DocValidator;
+use settee::{BulkOptions, Database, ReadOptions, Security, UserCtx};
 
 fn db() -> (tempfile::TempDir, Database) {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::create(dir.path().join("vdu")).unwrap();
     DocValidator::install(&db, pool());
+    // Open to every user (the default is CouchDB's admin-only object).
+    secure(&db, json!({}));
     (dir, db)
+}
+
+fn secure(db: &Database, security: Value) {
+    Security::from_json(&security).unwrap().store(db).unwrap();
 }
 
 fn user(name: &str, roles: &[&str]) -> UserCtx {
@@ -50,10 +56,7 @@ fn vdu_outcomes_and_arguments() {
         seen["userCtx"],
         json!({"db": "vdu", "name": null, "roles": ["_admin"]})
     );
-    assert_eq!(
-        seen["secObj"],
-        json!({"members": {"roles": ["_admin"]}, "admins": {"roles": ["_admin"]}})
-    );
+    assert_eq!(seen["secObj"], json!({}), "the stored security object");
     assert!(seen["newDoc"].get("_rev").is_none());
 
     let created = db.put(json!({"_id": "p", "v": 1, "keep": true})).unwrap();
@@ -182,11 +185,10 @@ fn several_vdus_run_in_id_order_and_edits_apply_at_once() {
 #[test]
 fn design_docs_need_admins_and_valid_content() {
     let (_d, db) = db();
-    db.put_meta(
-        SECURITY_META_KEY,
-        &json!({"admins": {"names": ["dba"], "roles": ["ops"]}, "members": {"names": ["bob"]}}),
-    )
-    .unwrap();
+    secure(
+        &db,
+        json!({"admins": {"names": ["dba"], "roles": ["ops"]}, "members": {"names": ["bob"]}}),
+    );
     let ddoc =
         json!({"_id": "_design/v", "views": {"v": {"map": "function(doc) { emit(doc._id, 1); }"}}});
     let err = db.as_user(user("bob", &[])).put(ddoc.clone()).unwrap_err();
@@ -458,4 +460,136 @@ fn rejected_writes_change_no_view_index() {
         json!([{"key": 1, "value": 1}, {"key": 2, "value": 2}, {"key": 4, "value": 4}])
     );
     assert_eq!(after[0]["update_seq"], json!(seq + 1));
+}
+
+#[test]
+fn members_only_databases_refuse_everyone_else_on_every_path() {
+    use settee::view::{ViewEngine, ViewQuery};
+    use settee::{Access, AllDocsQuery, ChangesQuery};
+
+    let (_d, db) = db();
+    db.put(json!({"_id": "_design/app", "views": {"all": {"map": "function(doc) { emit(doc._id, 1); }"}}}))
+        .unwrap();
+    db.put(json!({"_id": "a"})).unwrap();
+    secure(
+        &db,
+        json!({"admins": {"names": ["dba"]}, "members": {"names": ["bob"], "roles": ["staff"]}}),
+    );
+    let outsider = db.as_user(user("eve", &["guest"]));
+    let anonymous = db.as_user(UserCtx::anonymous());
+    let expect_refused = |handle: &Database, status: u16| {
+        let checks: Vec<(&str, settee::Error)> = vec![
+            ("get", handle.get("a", &ReadOptions::default()).unwrap_err()),
+            (
+                "all_docs",
+                handle.all_docs(&AllDocsQuery::new()).unwrap_err(),
+            ),
+            (
+                "changes",
+                handle.changes(&ChangesQuery::default()).unwrap_err(),
+            ),
+            ("info", handle.info().unwrap_err()),
+            ("put", handle.put(json!({"_id": "new"})).unwrap_err()),
+            (
+                "bulk_docs",
+                handle
+                    .bulk_docs(vec![json!({"_id": "new"})], BulkOptions::replicated())
+                    .unwrap_err(),
+            ),
+            (
+                "local",
+                handle.put_local("_local/x", json!({})).unwrap_err(),
+            ),
+            (
+                "view",
+                ViewEngine::new(handle.clone(), pool())
+                    .query("_design/app", "all", &ViewQuery::new())
+                    .unwrap_err(),
+            ),
+        ];
+        for (what, err) in checks {
+            assert_eq!(err.status(), status, "{what}: {err}");
+        }
+    };
+    expect_refused(&outsider, 403);
+    expect_refused(&anonymous, 401);
+    assert_eq!(
+        outsider
+            .get("a", &ReadOptions::default())
+            .unwrap_err()
+            .reason(),
+        "You are not allowed to access this db."
+    );
+    assert_eq!(db.info().unwrap().doc_count, 2, "nothing was written");
+
+    // Members by name or role read, write and query; only admins compact.
+    for member in [user("bob", &[]), user("x", &["staff"])] {
+        let member = db.as_user(member);
+        assert_eq!(member.access().unwrap(), Access::Member);
+        member.get("a", &ReadOptions::default()).unwrap();
+        let views = ViewEngine::new(member.clone(), pool());
+        let response = views
+            .query("_design/app", "all", &ViewQuery::new())
+            .unwrap();
+        assert_eq!(serde_json::to_value(&response).unwrap()["total_rows"], 1);
+        assert_eq!(member.compact().unwrap_err().status(), 401);
+        assert_eq!(
+            member
+                .put(json!({"_id": "_design/x"}))
+                .unwrap_err()
+                .status(),
+            403
+        );
+    }
+    db.as_user(user("bob", &[]))
+        .put(json!({"_id": "by-bob"}))
+        .unwrap();
+    let dba = db.as_user(user("dba", &[]));
+    assert_eq!(dba.access().unwrap(), Access::Admin);
+    dba.compact().unwrap();
+    // `_admin` always passes; a handle whose caller checked access itself
+    // (a server with rules of its own) skips the check but not the
+    // design-document rule.
+    db.as_user(user("root", &["_admin"]))
+        .get("a", &ReadOptions::default())
+        .unwrap();
+    let trusted = db.as_authorized_user(user("eve", &[]));
+    trusted.put(json!({"_id": "by-eve"})).unwrap();
+    assert_eq!(
+        trusted
+            .put(json!({"_id": "_design/y"}))
+            .unwrap_err()
+            .status(),
+        403
+    );
+    // Only db admins change the security object.
+    let open = Security::from_json(&json!({})).unwrap();
+    assert_eq!(open.store(&outsider).unwrap_err().reason(), "no_majority");
+    assert_eq!(
+        open.store(&db.as_user(user("bob", &[])))
+            .unwrap_err()
+            .reason(),
+        "no_majority"
+    );
+    open.store(&dba).unwrap();
+    outsider.get("a", &ReadOptions::default()).unwrap();
+}
+
+#[test]
+fn a_database_without_a_security_object_is_admin_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path().join("fresh")).unwrap();
+    db.put(json!({"_id": "a"})).unwrap();
+    let bob = db.as_user(user("bob", &[]));
+    assert_eq!(
+        bob.get("a", &ReadOptions::default()).unwrap_err().status(),
+        403
+    );
+    assert_eq!(
+        db.as_user(UserCtx::anonymous())
+            .info()
+            .unwrap_err()
+            .status(),
+        401
+    );
 }

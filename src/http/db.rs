@@ -8,9 +8,10 @@ use super::request::Request;
 use super::root::require_server_admin;
 use super::seq::rewrite_seqs;
 use super::{changes, docs, method_not_allowed};
-use crate::server::{Access, Settee, USERS_DB};
+use crate::server::{Settee, USERS_DB};
 use crate::store::LOCAL_PREFIX;
 use crate::view::ViewQuery;
+use crate::Access;
 use crate::{
     AllDocsQuery, BulkOptions, BulkResult, Database, Error, OpenRev, OpenRevs, Result, Rev,
 };
@@ -37,7 +38,7 @@ pub(super) fn route(settee: &Settee, req: &Request) -> Result<Reply> {
         _ => settee.check_member(name, &db, &req.user)?,
     };
     let ctx = DbCtx {
-        db: db.as_user(req.user.clone()),
+        db: db.as_authorized_user(req.user.clone()),
         name: name.to_owned(),
         access,
     };
@@ -109,7 +110,7 @@ fn database(settee: &Settee, req: &Request, name: &str) -> Result<Reply> {
             let db = settee.db(name)?;
             let access = settee.check_member(name, &db, &req.user)?;
             let ctx = DbCtx {
-                db: db.as_user(req.user.clone()),
+                db: db.as_authorized_user(req.user.clone()),
                 name: name.to_owned(),
                 access,
             };

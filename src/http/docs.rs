@@ -9,9 +9,10 @@ use super::reply::{to_value, Reply};
 use super::request::{parse_json, Request};
 use super::root::new_uuid;
 use super::{method_not_allowed, views};
-use crate::server::{Access, Settee};
+use crate::server::Settee;
 use crate::store::{validate_doc_id, DESIGN_PREFIX};
 use crate::view::DesignDoc;
+use crate::Access;
 use crate::{BulkOptions, BulkResult, Error, OpenRevs, ReadOptions, Result, Rev};
 
 /// Routes `/{db}/{docid}[/...]`.

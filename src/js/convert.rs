@@ -7,12 +7,14 @@
 //! become `{"error": name, "message": msg}`.
 
 use boa_engine::builtins::error::Error as ErrorData;
-use std::collections::{HashMap, HashSet};
+use boa_engine::builtins::object::OrdinaryObject;
+use std::collections::HashSet;
 
 use boa_engine::object::builtins::{JsArray, JsFunction};
 use boa_engine::object::IntegrityLevel;
 use boa_engine::property::{PropertyDescriptor, PropertyKey};
 use boa_engine::{js_string, Context, JsNativeError, JsObject, JsResult, JsValue, JsVariant};
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Number, Value};
 
 /// Integral doubles below this fit an `i64` and are written without a
@@ -23,7 +25,7 @@ const I64_SAFE: f64 = 9_000_000_000_000_000_000.0;
 /// member names repeat from one document to the next) and the original
 /// `Object.preventExtensions`, which user code cannot replace.
 pub struct JsBuilder {
-    keys: HashMap<String, PropertyKey>,
+    keys: FxHashMap<String, PropertyKey>,
     prevent_extensions: JsFunction,
 }
 
@@ -39,7 +41,7 @@ impl JsBuilder {
             .as_function()
             .ok_or_else(|| JsNativeError::typ().with_message("Object.preventExtensions missing"))?;
         Ok(JsBuilder {
-            keys: HashMap::new(),
+            keys: FxHashMap::default(),
             prevent_extensions,
         })
     }
@@ -65,7 +67,15 @@ impl JsBuilder {
                 array.into()
             }
             Value::Object(members) => {
-                let object = JsObject::with_object_proto(ctx.intrinsics());
+                // A shared shape: documents with the same members in the same
+                // order share one property layout (boa's shape transitions), so
+                // no per-object property table is built and inline caches hit.
+                let object = JsObject::new(
+                    ctx.root_shape(),
+                    ctx.intrinsics().constructors().object().prototype(),
+                    OrdinaryObject,
+                )
+                .upcast();
                 for (key, member) in members {
                     let property = PropertyDescriptor::builder()
                         .value(self.build(member, freeze, ctx)?)

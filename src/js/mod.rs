@@ -232,13 +232,13 @@ pub struct ValidateCall {
     /// `validate_doc_update` member is the source.
     pub ddoc: Arc<Value>,
     /// The document being written (with `_revisions`, `_deleted`).
-    pub new_doc: Value,
+    pub new_doc: Arc<Value>,
     /// The stored document it replaces, if any.
-    pub old_doc: Option<Value>,
-    /// `{"db": .., "name": .., "roles": [..]}`
-    pub user_ctx: Value,
-    /// The database's `_security` object.
-    pub sec_obj: Value,
+    pub old_doc: Option<Arc<Value>>,
+    /// `{"db": .., "name": .., "roles": [..]}`, shared by the calls of a batch.
+    pub user_ctx: Arc<Value>,
+    /// The database's `_security` object, shared by the calls of a batch.
+    pub sec_obj: Arc<Value>,
 }
 
 /// The member of CouchDB's reduce overflow marker `{"reduce_overflow_error": reason}`.

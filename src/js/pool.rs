@@ -313,10 +313,10 @@ impl JsPool {
     /// let call = |doc, roles| ValidateCall {
     ///     ddoc_id: "_design/rules".into(),
     ///     ddoc: Arc::new(ddoc.clone()),
-    ///     new_doc: doc,
+    ///     new_doc: Arc::new(doc),
     ///     old_doc: None,
-    ///     user_ctx: json!({"db": "db", "name": null, "roles": roles}),
-    ///     sec_obj: json!({}),
+    ///     user_ctx: Arc::new(json!({"db": "db", "name": null, "roles": roles})),
+    ///     sec_obj: Arc::new(json!({})),
     /// };
     /// assert!(pool.validate(&call(json!({"_id": "a", "owner": "ann"}), json!(["_admin"]))).is_ok());
     /// let err = pool.validate(&call(json!({"_id": "a"}), json!(["_admin"]))).unwrap_err();
@@ -346,10 +346,10 @@ impl JsPool {
     ///     .map(|n| ValidateCall {
     ///         ddoc_id: "_design/v".into(),
     ///         ddoc: ddoc.clone(),
-    ///         new_doc: json!({"_id": format!("d{n}"), "n": n}),
+    ///         new_doc: Arc::new(json!({"_id": format!("d{n}"), "n": n})),
     ///         old_doc: None,
-    ///         user_ctx: json!({"db": "db", "name": null, "roles": []}),
-    ///         sec_obj: json!({}),
+    ///         user_ctx: Arc::new(json!({"db": "db", "name": null, "roles": []})),
+    ///         sec_obj: Arc::new(json!({})),
     ///     })
     ///     .to_vec();
     /// let outcomes = pool.validate_batch(calls)?;

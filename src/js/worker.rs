@@ -117,7 +117,7 @@ pub struct Worker {
     reduces: Cache<String, JsFunction>,
     ddoc_functions: Cache<(String, String, u64), DdocFunction>,
     /// The last `(userCtx, secObj)` a validation saw, and their frozen JS values.
-    validation_context: Option<(Value, Value, JsValue, JsValue)>,
+    validation_context: Option<(Arc<Value>, Arc<Value>, JsValue, JsValue)>,
     /// The job being run, for progress reports to the pool's watchdog.
     pub(super) job: Option<Arc<JobState>>,
 }
@@ -321,7 +321,7 @@ impl Worker {
             .and_then(Value::as_str)
             .map(str::to_owned);
         let mut js_args = Vec::with_capacity(4);
-        for doc in [Some(&call.new_doc), call.old_doc.as_ref()] {
+        for doc in [Some(&*call.new_doc), call.old_doc.as_deref()] {
             js_args.push(match doc {
                 Some(v) => self
                     .builder
@@ -348,11 +348,13 @@ impl Worker {
     /// stay the same (every document of a bulk write shares them).
     fn validation_context(
         &mut self,
-        user_ctx: &Value,
-        sec_obj: &Value,
+        user_ctx: &Arc<Value>,
+        sec_obj: &Arc<Value>,
     ) -> Result<(JsValue, JsValue)> {
         if let Some((u, s, js_u, js_s)) = &self.validation_context {
-            if u == user_ctx && s == sec_obj {
+            // The calls of one batch share their `Arc`s: no deep comparison.
+            let same = |a: &Arc<Value>, b: &Arc<Value>| Arc::ptr_eq(a, b) || a == b;
+            if same(u, user_ctx) && same(s, sec_obj) {
                 return Ok((js_u.clone(), js_s.clone()));
             }
         }

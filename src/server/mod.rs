@@ -14,7 +14,6 @@
 
 mod auth;
 mod names;
-mod security;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,12 +21,11 @@ use std::sync::{Arc, Mutex};
 
 pub use auth::{hash_password, verify_password, Admins, PasswordHash, Sessions};
 pub use names::{validate_db_name, USERS_DB};
-pub use security::{Access, Security};
 
 use crate::js::{JsConfig, JsPool};
 use crate::validation::DocValidator;
 use crate::view::ViewEngine;
-use crate::{Database, Error, Result, UserCtx};
+use crate::{Access, Database, Error, Result, Security, UserCtx};
 
 /// The databases of one data directory, opened lazily and shared.
 ///
@@ -298,7 +296,7 @@ impl Settee {
     /// # let dir = tempfile::tempdir().unwrap();
     /// # let settee = Settee::open_with(dir.path(), JsPool::new(JsConfig { workers: 1, ..JsConfig::default() }).unwrap()).unwrap();
     /// use serde_json::json;
-    /// use settee::server::Access;
+    /// use settee::Access;
     /// use settee::UserCtx;
     ///
     /// let db = settee.create_db("shop").unwrap();
@@ -315,12 +313,7 @@ impl Settee {
         user: &UserCtx,
         body: &serde_json::Value,
     ) -> Result<()> {
-        let current = Security::load(db)?;
-        if !current.is_db_admin(user) {
-            return Err(security::no_majority());
-        }
-        let new = Security::from_json(body)?;
-        new.store(db)
+        Security::from_json(body)?.store(&db.as_authorized_user(user.clone()))
     }
 
     /// Checks that `user` may read and write documents of `db` (a member).
@@ -330,7 +323,7 @@ impl Settee {
     /// # use settee::js::{JsConfig, JsPool};
     /// # let dir = tempfile::tempdir().unwrap();
     /// # let settee = Settee::open_with(dir.path(), JsPool::new(JsConfig { workers: 1, ..JsConfig::default() }).unwrap()).unwrap();
-    /// use settee::server::Access;
+    /// use settee::Access;
     /// use settee::UserCtx;
     ///
     /// let db = settee.create_db("shop").unwrap();
@@ -362,7 +355,7 @@ impl Settee {
     /// # use settee::js::{JsConfig, JsPool};
     /// # let dir = tempfile::tempdir().unwrap();
     /// # let settee = Settee::open_with(dir.path(), JsPool::new(JsConfig { workers: 1, ..JsConfig::default() }).unwrap()).unwrap();
-    /// use settee::server::Access;
+    /// use settee::Access;
     /// use settee::UserCtx;
     ///
     /// let ann = UserCtx { name: Some("ann".into()), roles: vec![] };

@@ -31,6 +31,7 @@ mod meta;
 mod read;
 mod record;
 mod revs;
+mod security;
 mod storage;
 mod term;
 mod validate;
@@ -54,6 +55,7 @@ pub use doc::{validate_doc_id, DESIGN_PREFIX, LOCAL_PREFIX};
 pub use meta::DEFAULT_REVS_LIMIT;
 pub use read::{OpenRev, OpenRevs, ReadOptions, RevsDiff};
 pub use revs::Rev;
+pub use security::{Access, Security};
 pub use validate::{UpdateValidator, UserCtx, ValidationRequest};
 pub use write::{BulkOptions, BulkResult, DocUpdate};
 
@@ -269,7 +271,26 @@ static REGISTRY: LazyLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> = LazyLock::new
 #[derive(Clone)]
 pub struct Database {
     shared: Arc<Shared>,
-    user: Arc<UserCtx>,
+    caller: Arc<Caller>,
+}
+
+/// Who a handle acts for.
+#[derive(Debug)]
+struct Caller {
+    user: UserCtx,
+    /// Whether the store enforces the security object for this user
+    /// ([`Database::as_user`]) or the embedding server already did
+    /// ([`Database::as_authorized_user`]).
+    checked: bool,
+}
+
+impl Caller {
+    fn admin() -> Arc<Caller> {
+        Arc::new(Caller {
+            user: UserCtx::admin(),
+            checked: true,
+        })
+    }
 }
 
 /// A [`Database`] handle that does not keep the database open
@@ -277,7 +298,7 @@ pub struct Database {
 #[derive(Clone)]
 pub struct WeakDatabase {
     shared: Weak<Shared>,
-    user: Arc<UserCtx>,
+    caller: Arc<Caller>,
 }
 
 impl WeakDatabase {
@@ -285,7 +306,7 @@ impl WeakDatabase {
     pub fn upgrade(&self) -> Option<Database> {
         Some(Database {
             shared: self.shared.upgrade()?,
-            user: self.user.clone(),
+            caller: self.caller.clone(),
         })
     }
 
@@ -397,7 +418,7 @@ impl Database {
         if let Some(shared) = registry.get(&path).and_then(Weak::upgrade) {
             return Ok(Database {
                 shared,
-                user: Arc::new(UserCtx::admin()),
+                caller: Caller::admin(),
             });
         }
         let generation_name = match storage::read_current(&path)? {
@@ -437,7 +458,7 @@ impl Database {
         registry.insert(path, Arc::downgrade(&shared));
         Ok(Database {
             shared,
-            user: Arc::new(UserCtx::admin()),
+            caller: Caller::admin(),
         })
     }
 
@@ -463,41 +484,69 @@ impl Database {
         &self.shared.name
     }
 
-    /// A handle writing as `user` (validators see it as `userCtx`).
+    /// A handle acting for `user`: validators see it as `userCtx`, and the
+    /// database's security object ([`Security`]) applies as in CouchDB. A
+    /// user who is neither a member nor an admin is refused every read and
+    /// write (401 `unauthorized` when anonymous, else 403 `forbidden`);
+    /// design documents are written by db admins only; `_admin` always passes.
     ///
     /// ```
-    /// use std::sync::Arc;
-    /// use settee::{Database, Error, UpdateValidator, UserCtx, ValidationRequest};
-    ///
-    /// /// Only admins write.
-    /// struct AdminsOnly;
-    /// impl UpdateValidator for AdminsOnly {
-    ///     fn validate_batch(&self, reqs: &[ValidationRequest<'_>]) -> Vec<settee::Result<()>> {
-    ///         reqs.iter()
-    ///             .map(|r| match r.user.is_admin() {
-    ///                 true => Ok(()),
-    ///                 false => Err(Error::Unauthorized("admins only".into())),
-    ///             })
-    ///             .collect()
-    ///     }
-    /// }
+    /// use serde_json::json;
+    /// use settee::{Database, Security, UserCtx};
     ///
     /// let dir = tempfile::tempdir().unwrap();
     /// let db = Database::create(dir.path().join("db")).unwrap();
-    /// db.set_validator(Some(Arc::new(AdminsOnly)));
-    /// let guest = db.as_user(UserCtx::anonymous());
-    /// assert!(guest.user().roles.is_empty());
-    /// assert_eq!(guest.put(serde_json::json!({"_id": "a"})).unwrap_err().status(), 401);
-    /// assert!(db.put(serde_json::json!({"_id": "a"})).is_ok()); // `db` writes as an admin
+    /// db.put(json!({"_id": "a"})).unwrap(); // `db` acts as a server admin
+    /// let bob = db.as_user(UserCtx { name: Some("bob".into()), roles: vec![] });
+    /// // A database without members is open to everyone...
+    /// assert!(bob.get("a", &Default::default()).is_ok());
+    /// // ...until it has some.
+    /// Security::from_json(&json!({"members": {"names": ["ann"]}})).unwrap().store(&db).unwrap();
+    /// let err = bob.get("a", &Default::default()).unwrap_err();
+    /// assert_eq!((err.status(), err.name()), (403, "forbidden"));
+    /// assert_eq!(db.as_user(UserCtx::anonymous()).put(json!({"_id": "b"})).unwrap_err().status(), 401);
+    /// let ann = db.as_user(UserCtx { name: Some("ann".into()), roles: vec![] });
+    /// ann.put(json!({"_id": "b"})).unwrap();
+    /// let refused = ann.put(json!({"_id": "_design/app"})).unwrap_err();
+    /// assert_eq!(refused.reason(), "You are not a db or server admin.");
     /// ```
     pub fn as_user(&self, user: UserCtx) -> Database {
         Database {
             shared: self.shared.clone(),
-            user: Arc::new(user),
+            caller: Arc::new(Caller {
+                user,
+                checked: true,
+            }),
         }
     }
 
-    /// The user this handle writes as.
+    /// A handle acting for `user` whose access the caller has already
+    /// checked, for servers with rules of their own (CouchDB's `_users`
+    /// database lets users reach their own documents). Validators still see
+    /// `user`, and design documents still need a db admin.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{Database, Security, UserCtx};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// Security::from_json(&json!({"members": {"names": ["ann"]}})).unwrap().store(&db).unwrap();
+    /// let bob = UserCtx { name: Some("bob".into()), roles: vec![] };
+    /// assert!(db.as_user(bob.clone()).put(json!({"_id": "a"})).is_err());
+    /// assert!(db.as_authorized_user(bob).put(json!({"_id": "a"})).is_ok());
+    /// ```
+    pub fn as_authorized_user(&self, user: UserCtx) -> Database {
+        Database {
+            shared: self.shared.clone(),
+            caller: Arc::new(Caller {
+                user,
+                checked: false,
+            }),
+        }
+    }
+
+    /// The user this handle acts for.
     ///
     /// ```
     /// use settee::UserCtx;
@@ -509,7 +558,45 @@ impl Database {
     /// assert_eq!(db.as_user(bob).user().name.as_deref(), Some("bob"));
     /// ```
     pub fn user(&self) -> &UserCtx {
-        &self.user
+        &self.caller.user
+    }
+
+    /// The access this handle's user has under the database's security
+    /// object: [`Access::Admin`] for server and db admins, [`Access::Member`]
+    /// for members (everyone, when the database has no members), else
+    /// CouchDB's 401 or 403.
+    ///
+    /// ```
+    /// use settee::{Access, Database, UserCtx};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// assert_eq!(db.access().unwrap(), Access::Admin);
+    /// assert_eq!(db.as_user(UserCtx::anonymous()).access().unwrap(), Access::Member);
+    /// ```
+    pub fn access(&self) -> Result<Access> {
+        if self.caller.user.is_admin() {
+            return Ok(Access::Admin);
+        }
+        Security::load(self)?.access(&self.caller.user)
+    }
+
+    /// Refuses a user whom the security object keeps out (see [`Database::as_user`]).
+    fn authorize(&self) -> Result<()> {
+        if self.caller.checked && !self.caller.user.is_admin() {
+            self.access()?;
+        }
+        Ok(())
+    }
+
+    /// Refuses a user who is not an admin of this database.
+    fn authorize_admin(&self) -> Result<()> {
+        if self.caller.checked && self.access()? != Access::Admin {
+            return Err(Error::Unauthorized(
+                "You are not a db or server admin.".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// A handle that does not keep the database open: for background work
@@ -527,7 +614,7 @@ impl Database {
     pub fn downgrade(&self) -> WeakDatabase {
         WeakDatabase {
             shared: Arc::downgrade(&self.shared),
-            user: self.user.clone(),
+            caller: self.caller.clone(),
         }
     }
 
@@ -608,6 +695,7 @@ impl Database {
     /// assert_eq!(db.info().unwrap().doc_del_count, 1);
     /// ```
     pub fn delete(&self, id: &str, rev: &Rev) -> Result<DocUpdate> {
+        self.authorize()?;
         if id.starts_with(LOCAL_PREFIX) {
             return self.delete_local(id);
         }
@@ -660,6 +748,8 @@ impl Database {
     /// without touching the database. Bulk loaders prepare the next batch
     /// while the previous one is written by [`Database::write_prepared`].
     pub fn prepare_bulk(&self, docs: Vec<Value>, opts: BulkOptions) -> Result<PreparedBatch> {
+        // Who may write is settled before what is written is looked at.
+        self.authorize()?;
         let mut slots = Vec::with_capacity(docs.len());
         let mut prepared = Vec::with_capacity(docs.len());
         for p in write::prepare(docs, opts, self.shared.options.max_document_size) {
@@ -682,6 +772,7 @@ impl Database {
     /// The second half of [`Database::bulk_docs`]: writes a prepared batch
     /// in one transaction and returns the per-document results.
     pub fn write_prepared(&self, batch: PreparedBatch) -> Result<Vec<BulkResult>> {
+        self.authorize()?;
         let PreparedBatch {
             opts,
             slots,
@@ -696,7 +787,7 @@ impl Database {
         let ctx = write::WriteContext {
             new_edits: opts.new_edits,
             validator: validator.as_deref(),
-            user: &self.user,
+            user: &self.caller.user,
         };
         let (written, events) = if prepared.is_empty() {
             (Vec::new(), Vec::new())
@@ -771,6 +862,7 @@ impl Database {
     /// assert_eq!(db.get("b", &ReadOptions::default()).unwrap_err().reason(), "missing");
     /// ```
     pub fn get(&self, id: &str, opts: &ReadOptions) -> Result<Value> {
+        self.authorize()?;
         if id.starts_with(LOCAL_PREFIX) {
             return self.read(|txn, t| {
                 let (n, body) =
@@ -809,6 +901,7 @@ impl Database {
         revs: bool,
         latest: bool,
     ) -> Result<Vec<OpenRev>> {
+        self.authorize()?;
         self.read(|txn, t| read::open_revs(txn, t, id, which, revs, latest))
     }
 
@@ -827,6 +920,7 @@ impl Database {
     /// assert_eq!(diff[0].1.possible_ancestors, [r.rev]);
     /// ```
     pub fn revs_diff(&self, revs: &[(String, Vec<Rev>)]) -> Result<Vec<(String, RevsDiff)>> {
+        self.authorize()?;
         self.read(|txn, t| {
             let mut out = Vec::new();
             for (id, asked) in revs {
@@ -855,6 +949,7 @@ impl Database {
     /// assert_eq!(db.put_local("checkpoint", json!({})).unwrap_err().status(), 400);
     /// ```
     pub fn put_local(&self, id: &str, body: Value) -> Result<DocUpdate> {
+        self.authorize()?;
         let Value::Object(mut map) = body else {
             return Err(Error::bad_request("Document must be a JSON object"));
         };
@@ -878,6 +973,7 @@ impl Database {
     /// assert_eq!(db.get_local("_local/none").unwrap_err().status(), 404);
     /// ```
     pub fn get_local(&self, id: &str) -> Result<Value> {
+        self.authorize()?;
         if !id.starts_with(LOCAL_PREFIX) {
             return Err(Error::bad_request("Invalid _local document id."));
         }
@@ -894,6 +990,7 @@ impl Database {
     /// assert_eq!(db.get_local("_local/tmp").unwrap_err().status(), 404);
     /// ```
     pub fn delete_local(&self, id: &str) -> Result<DocUpdate> {
+        self.authorize()?;
         if !id.starts_with(LOCAL_PREFIX) {
             return Err(Error::bad_request("Invalid _local document id."));
         }
@@ -916,6 +1013,7 @@ impl Database {
     /// assert_eq!(rows[0]["id"], "b");
     /// ```
     pub fn all_docs(&self, q: &AllDocsQuery) -> Result<AllDocsResponse> {
+        self.authorize()?;
         self.read(|txn, t| all_docs::all_docs(txn, t, q))
     }
 
@@ -935,6 +1033,7 @@ impl Database {
     /// assert_eq!(db.local_docs(true, false).unwrap()[0]["id"], "_local/b");
     /// ```
     pub fn local_docs(&self, descending: bool, include_docs: bool) -> Result<Vec<Value>> {
+        self.authorize()?;
         self.read(|txn, t| local::list(txn, t, descending, include_docs))
     }
 
@@ -957,11 +1056,13 @@ impl Database {
     /// assert!(next.results.is_empty());
     /// ```
     pub fn changes(&self, q: &ChangesQuery) -> Result<ChangesResponse> {
+        self.authorize()?;
         self.read(|txn, t| changes::changes(txn, t, q))
     }
 
     /// Subscribes to changes as they commit (the basis of longpoll and
-    /// continuous feeds). Dropping the receiver unsubscribes.
+    /// continuous feeds). Dropping the receiver unsubscribes. It checks no
+    /// access: callers acting for a user check [`Database::access`] first.
     ///
     /// ```
     /// let dir = tempfile::tempdir().unwrap();
@@ -1001,6 +1102,7 @@ impl Database {
     /// assert!(db.changes_for_indexing(3, 10).unwrap().is_empty());
     /// ```
     pub fn changes_for_indexing(&self, since: u64, limit: usize) -> Result<Vec<IndexChange>> {
+        self.authorize()?;
         self.read(|txn, t| changes::for_indexing(txn, t, since, limit))
     }
 
@@ -1014,6 +1116,7 @@ impl Database {
     /// assert_eq!(db.update_seq().unwrap(), 1);
     /// ```
     pub fn update_seq(&self) -> Result<u64> {
+        self.authorize()?;
         self.read(|txn, t| Ok(meta::Counters::load(txn, t)?.update_seq))
     }
 
@@ -1032,6 +1135,7 @@ impl Database {
     /// assert_eq!(info.db_name, "db");
     /// ```
     pub fn info(&self) -> Result<DbInfo> {
+        self.authorize()?;
         let generation = self.shared.current();
         let counters = generation.read(meta::Counters::load)?;
         Ok(DbInfo {
@@ -1076,6 +1180,7 @@ impl Database {
     /// assert!(!db.info().unwrap().compact_running);
     /// ```
     pub fn compact(&self) -> Result<()> {
+        self.authorize_admin()?;
         compact::compact(&self.shared)
     }
 
@@ -1087,6 +1192,7 @@ impl Database {
     /// assert_eq!(db.revs_limit().unwrap(), settee::store::DEFAULT_REVS_LIMIT);
     /// ```
     pub fn revs_limit(&self) -> Result<u64> {
+        self.authorize()?;
         self.read(meta::revs_limit)
     }
 
@@ -1112,6 +1218,7 @@ impl Database {
     /// assert_eq!(doc["_revisions"]["ids"].as_array().unwrap().len(), 2);
     /// ```
     pub fn set_revs_limit(&self, limit: u64) -> Result<()> {
+        self.authorize_admin()?;
         if limit == 0 {
             return Err(Error::bad_request("revs_limit must be a positive integer"));
         }

@@ -1,6 +1,8 @@
 //! The hook through which `validate_doc_update` functions (implemented
 //! elsewhere) see and veto writes before they commit.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -66,7 +68,7 @@ impl Default for UserCtx {
 ///
 /// /// Records what it is shown.
 /// #[derive(Default)]
-/// struct Spy(Mutex<Vec<(Value, Option<Value>)>>);
+/// struct Spy(Mutex<Vec<(Arc<Value>, Option<Arc<Value>>)>>);
 /// impl UpdateValidator for Spy {
 ///     fn validate_batch(&self, reqs: &[ValidationRequest<'_>]) -> Vec<settee::Result<()>> {
 ///         let mut seen = self.0.lock().unwrap();
@@ -95,10 +97,10 @@ pub struct ValidationRequest<'a> {
     /// replicated one; absent when it sent none, as for a new or re-created
     /// document), the body, `_deleted: true` for deletions, and `_revisions`
     /// (the client's revision list: just `_rev`'s id unless it sent `_revisions`).
-    pub new_doc: Value,
+    pub new_doc: Arc<Value>,
     /// The stored parent revision; `None` for a new document and when a
     /// deleted document is re-created.
-    pub old_doc: Option<Value>,
+    pub old_doc: Option<Arc<Value>>,
     /// Who is writing.
     pub user: &'a UserCtx,
 }

@@ -2,6 +2,7 @@
 //! CouchDB's update rules, validation, and applying a batch in one transaction.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use heed::{PutFlags, RwTxn};
 use rayon::prelude::*;
@@ -14,6 +15,7 @@ use super::meta::{self, Counters};
 use super::read;
 use super::record::{body_key, DocRecord};
 use super::revs::{Rev, RevTree};
+use super::security::Security;
 use super::storage::{Tables, TxnResult};
 use super::validate::{UpdateValidator, UserCtx, ValidationRequest};
 use super::ChangeEvent;
@@ -342,32 +344,36 @@ pub(crate) fn write_batch(
                 }
             }
         }
-        let verdicts = validate(txn, t, docs, &plans, ctx)?;
-        let mut ordered: Vec<(Plan, Result<()>)> = plans.into_iter().zip(verdicts).collect();
         // CouchDB's updater applies a batch in document id order, so seqs
         // within one request follow the ids, not the request order.
-        ordered.sort_by(|(a, _), (b, _)| docs[a.idx].doc.id.cmp(&docs[b.idx].doc.id));
-        for (plan, verdict) in ordered {
-            let p = &docs[plan.idx];
-            let verdict = match (verdict, plan.conflict_after_validation) {
-                (Ok(()), true) => Err(Error::Conflict),
-                (verdict, _) => verdict,
-            };
-            if let Err(error) = verdict {
-                results[plan.idx] = Some(refused(p, error, ctx.new_edits));
-                continue;
+        plans.sort_by(|a, b| docs[a.idx].doc.id.cmp(&docs[b.idx].doc.id));
+        let subjects = validation_subjects(txn, t, docs, &plans, ctx)?;
+        let mut plans = plans.into_iter();
+        for_each_verdict_chunk(ctx, subjects, |verdicts| {
+            for verdict in verdicts {
+                let plan = plans.next().expect("one verdict per plan");
+                let p = &docs[plan.idx];
+                let verdict = match (verdict, plan.conflict_after_validation) {
+                    (Ok(()), true) => Err(Error::Conflict),
+                    (verdict, _) => verdict,
+                };
+                if let Err(error) = verdict {
+                    results[plan.idx] = Some(refused(p, error, ctx.new_edits));
+                    continue;
+                }
+                let rev = plan.tree.node(plan.leaf).rev.to_string();
+                let idx = plan.idx;
+                if plan.changed {
+                    events.push(apply(txn, t, p, plan, revs_limit, &mut counters, &mut buf)?);
+                }
+                results[idx] = Some(BulkResult::Ok(DocUpdate {
+                    ok: true,
+                    id: p.doc.id.clone(),
+                    rev,
+                }));
             }
-            let rev = plan.tree.node(plan.leaf).rev.to_string();
-            let idx = plan.idx;
-            if plan.changed {
-                events.push(apply(txn, t, p, plan, revs_limit, &mut counters, &mut buf)?);
-            }
-            results[idx] = Some(BulkResult::Ok(DocUpdate {
-                ok: true,
-                id: p.doc.id.clone(),
-                rev,
-            }));
-        }
+            Ok(())
+        })?;
     }
     counters.store(txn, t)?;
     // Sized up front: these vectors are large for bulk loads, and growing
@@ -489,23 +495,50 @@ fn plan(
     }))
 }
 
-/// Runs the installed validator over a round's plans.
-fn validate(
+/// What the write path makes of one plan before applying it.
+enum Subject<'d> {
+    /// Nothing to validate: the plan changes nothing, or no validator is installed.
+    Accepted,
+    /// Refused before any validator runs (a design document from a user who
+    /// is not a db admin).
+    Refused(Error),
+    /// For the validator: the prepared document and its stored parent's body.
+    Validate(&'d Prepared, Option<Value>),
+}
+
+/// Reads, inside the write transaction, what each plan needs checked, in
+/// plan order. Design documents need a server or db admin whatever the
+/// handle (CouchDB checks this before their contents); other documents go
+/// to the validator, if one is installed.
+fn validation_subjects<'d>(
     txn: &RwTxn<'_>,
     t: &Tables,
-    docs: &[Prepared],
+    docs: &'d [Prepared],
     plans: &[Plan],
     ctx: &WriteContext<'_>,
-) -> TxnResult<Vec<Result<()>>> {
-    let mut verdicts: Vec<Result<()>> = plans.iter().map(|_| Ok(())).collect();
-    let Some(validator) = ctx.validator else {
-        return Ok(verdicts);
-    };
-    let mut reqs = Vec::new();
-    let mut which = Vec::new();
-    for (i, plan) in plans.iter().enumerate() {
+) -> TxnResult<Vec<Subject<'d>>> {
+    let mut db_admin: Option<bool> = None;
+    let mut subjects = Vec::with_capacity(plans.len());
+    for plan in plans {
         let p = &docs[plan.idx];
         if !plan.changed {
+            subjects.push(Subject::Accepted);
+            continue;
+        }
+        if p.doc.id.starts_with(doc::DESIGN_PREFIX) && !ctx.user.is_admin() {
+            let admin = match db_admin {
+                Some(admin) => admin,
+                None => *db_admin.insert(Security::load_in(txn, t)?.is_db_admin(ctx.user)),
+            };
+            if !admin {
+                subjects.push(Subject::Refused(Error::Forbidden(
+                    "You are not a db or server admin.".into(),
+                )));
+                continue;
+            }
+        }
+        if ctx.validator.is_none() {
+            subjects.push(Subject::Accepted);
             continue;
         }
         let old_doc = match (plan.old_doc, &plan.record) {
@@ -519,22 +552,108 @@ fn validate(
             }
             _ => None,
         };
-        reqs.push(ValidationRequest {
-            id: &p.doc.id,
-            new_doc: validation_doc(p),
-            old_doc,
-            user: ctx.user,
+        subjects.push(Subject::Validate(p, old_doc));
+    }
+    Ok(subjects)
+}
+
+impl Subject<'_> {
+    /// The verdict of a subject that needs no validator.
+    fn into_verdict(self) -> Result<()> {
+        match self {
+            Subject::Refused(error) => Err(error),
+            Subject::Accepted | Subject::Validate(..) => Ok(()),
+        }
+    }
+}
+
+/// Fewest validations worth validating on a thread of their own while
+/// earlier verdicts are applied.
+const PIPELINE_MIN: usize = 512;
+/// Validations per chunk of a pipelined batch: large enough to keep every
+/// JavaScript worker busy, small enough that the first verdicts come soon.
+const PIPELINE_CHUNK: usize = 1024;
+
+/// Validates `subjects` and hands their verdicts, in order and in chunks, to
+/// `apply`. A large batch is pipelined: a scoped thread validates chunk
+/// `k + 1` on the JavaScript workers while this thread (which owns the write
+/// transaction) applies chunk `k`, so writing no longer waits for the whole
+/// batch's validation. Order, and so seq assignment, is unchanged.
+fn for_each_verdict_chunk(
+    ctx: &WriteContext<'_>,
+    subjects: Vec<Subject<'_>>,
+    mut apply: impl FnMut(Vec<Result<()>>) -> TxnResult<()>,
+) -> TxnResult<()> {
+    let validations = subjects
+        .iter()
+        .filter(|s| matches!(s, Subject::Validate(..)))
+        .count();
+    let Some(validator) = ctx.validator.filter(|_| validations > 0) else {
+        return apply(subjects.into_iter().map(Subject::into_verdict).collect());
+    };
+    if validations < PIPELINE_MIN {
+        return apply(validate_chunk(validator, ctx.user, subjects)?);
+    }
+    let mut chunks = Vec::with_capacity(subjects.len().div_ceil(PIPELINE_CHUNK));
+    let mut subjects = subjects.into_iter();
+    loop {
+        let chunk: Vec<Subject<'_>> = subjects.by_ref().take(PIPELINE_CHUNK).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        chunks.push(chunk);
+    }
+    let user = ctx.user;
+    std::thread::scope(|scope| {
+        // One chunk validated ahead of the one being applied.
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        scope.spawn(move || {
+            for chunk in chunks {
+                // A closed channel means the writer gave up: stop validating.
+                if tx.send(validate_chunk(validator, user, chunk)).is_err() {
+                    break;
+                }
+            }
         });
-        which.push(i);
+        for verdicts in rx {
+            apply(verdicts?)?;
+        }
+        Ok(())
+    })
+}
+
+/// Runs the validator over one chunk of subjects; one verdict per subject.
+fn validate_chunk(
+    validator: &dyn UpdateValidator,
+    user: &UserCtx,
+    subjects: Vec<Subject<'_>>,
+) -> Result<Vec<Result<()>>> {
+    let mut verdicts = Vec::with_capacity(subjects.len());
+    let mut reqs = Vec::new();
+    let mut which = Vec::new();
+    for (i, subject) in subjects.into_iter().enumerate() {
+        match subject {
+            Subject::Validate(p, old_doc) => {
+                reqs.push(ValidationRequest {
+                    id: &p.doc.id,
+                    new_doc: Arc::new(validation_doc(p)),
+                    old_doc: old_doc.map(Arc::new),
+                    user,
+                });
+                which.push(i);
+                verdicts.push(Ok(()));
+            }
+            other => verdicts.push(other.into_verdict()),
+        }
     }
     if reqs.is_empty() {
         return Ok(verdicts);
     }
     let answers = validator.validate_batch(&reqs);
     if answers.len() != reqs.len() {
-        return Err(
-            Error::Corrupt("the validator answered the wrong number of results".into()).into(),
-        );
+        return Err(Error::Corrupt(
+            "the validator answered the wrong number of results".into(),
+        ));
     }
     for (i, answer) in which.into_iter().zip(answers) {
         verdicts[i] = answer;

@@ -1,7 +1,12 @@
-//! The `_security` object of a database and the access rules built on it.
+//! The `_security` object of a database and the access rules built on it,
+//! which [`Database`] handles acting for a user enforce
+//! ([`Database::as_user`]).
 
+use heed::{RoTxn, WithoutTls};
 use serde_json::{json, Map, Value};
 
+use super::storage::{Tables, TxnResult};
+use super::{doc, meta};
 use crate::{Database, Error, Result, UserCtx};
 
 /// The metadata entry holding the security object.
@@ -26,7 +31,7 @@ pub enum Access {
 ///
 /// ```
 /// use serde_json::json;
-/// use settee::server::{Access, Security};
+/// use settee::{Access, Security};
 /// use settee::UserCtx;
 ///
 /// let user = |name: &str, roles: &[&str]| UserCtx {
@@ -59,7 +64,7 @@ impl Security {
     ///
     /// ```
     /// use serde_json::json;
-    /// use settee::server::Security;
+    /// use settee::Security;
     ///
     /// let dir = tempfile::tempdir().unwrap();
     /// let db = settee::Database::create(dir.path().join("db")).unwrap();
@@ -70,6 +75,15 @@ impl Security {
     /// ```
     pub fn load(db: &Database) -> Result<Security> {
         let raw = db.get_meta(META_KEY)?.unwrap_or_else(admin_only);
+        Ok(Security { raw })
+    }
+
+    /// [`Security::load`] inside a transaction (the write path).
+    pub(crate) fn load_in(txn: &RoTxn<'_, WithoutTls>, t: &Tables) -> TxnResult<Security> {
+        let raw = match t.meta.get(txn, &meta::user_key(META_KEY))? {
+            Some(bytes) => doc::parse_stored(bytes)?,
+            None => admin_only(),
+        };
         Ok(Security { raw })
     }
 
@@ -101,8 +115,24 @@ impl Security {
         Ok(Security { raw: body.clone() })
     }
 
-    /// Stores this object in `db`.
+    /// Stores this object in `db`. Only db admins may: anyone else (as
+    /// [`Database::user`]) gets CouchDB's 500 `no_majority`.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{Security, UserCtx};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = settee::Database::create(dir.path().join("db")).unwrap();
+    /// let public = Security::from_json(&json!({})).unwrap();
+    /// let bob = db.as_user(UserCtx { name: Some("bob".into()), roles: vec![] });
+    /// assert_eq!(public.store(&bob).unwrap_err().reason(), "no_majority");
+    /// public.store(&db).unwrap();
+    /// ```
     pub fn store(&self, db: &Database) -> Result<()> {
+        if !Security::load(db)?.is_db_admin(db.user()) {
+            return Err(no_majority());
+        }
         db.put_meta(META_KEY, &self.raw)
     }
 
