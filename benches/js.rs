@@ -88,6 +88,7 @@ fn map_throughput<M: Measurement>(c: &mut Criterion<M>, name: &str) {
         for (name, source) in [("simple", SIMPLE), ("heavy", HEAVY)] {
             let map = Arc::new(MapGroup {
                 id: format!("bench-{name}"),
+                ddoc_id: format!("_design/{name}"),
                 lib: None,
                 maps: vec![source.to_string()],
             });

@@ -18,6 +18,7 @@ fn pool() -> JsPool {
 fn group(id: &str, maps: &[&str]) -> Arc<MapGroup> {
     Arc::new(MapGroup {
         id: id.into(),
+        ddoc_id: format!("_design/{id}"),
         lib: None,
         maps: maps.iter().map(|s| s.to_string()).collect(),
     })
@@ -115,6 +116,7 @@ fn helpers_and_require_from_views_lib() {
     // From golden B_mr_helpers (`helpers` design doc).
     let g = Arc::new(MapGroup {
         id: "helpers".into(),
+        ddoc_id: "_design/helpers".into(),
         lib: Some(json!({
             "util": "exports.norm = function(s) { return (s || '').toLowerCase(); };\nexports.bucket = function(n) { return n < 100 ? 'small' : (n < 300 ? 'mid' : 'big'); };",
             "math": "exports.twice = function(x) { return 2 * x; };\nexports.name = 'math-lib';",
@@ -368,6 +370,7 @@ fn containment_deeply_nested_source() {
     // A deep library module is rejected too.
     let g = Arc::new(MapGroup {
         id: "deeplib".into(),
+        ddoc_id: "_design/deeplib".into(),
         lib: Some(
             json!({"m": format!("exports.x = {}1{};", "[".repeat(50_000), "]".repeat(50_000))}),
         ),

@@ -25,6 +25,7 @@
 //! let pool = JsPool::new(JsConfig { workers: 1, ..JsConfig::default() })?;
 //! let group = Arc::new(MapGroup {
 //!     id: "sig-1".into(),
+//!     ddoc_id: "_design/app".into(),
 //!     lib: None,
 //!     maps: vec!["function(doc) { if (doc.n) emit(doc.n, null); }".into()],
 //! });
@@ -197,6 +198,7 @@ impl FunctionKind {
 /// let pool = JsPool::new(JsConfig { workers: 1, ..JsConfig::default() })?;
 /// let group = Arc::new(MapGroup {
 ///     id: "with-lib".into(),
+///     ddoc_id: "_design/app".into(),
 ///     lib: Some(json!({"util": "exports.twice = function(x) { return 2 * x; };"})),
 ///     maps: vec!["function(doc) { emit(require('views/lib/util').twice(doc.n), null); }".into()],
 /// });
@@ -208,6 +210,12 @@ impl FunctionKind {
 pub struct MapGroup {
     /// The group's signature: the cache key for compiled functions.
     pub id: String,
+    /// The design document the group runs for, named in the log lines of
+    /// `log()` and of exceptions. Design documents with identical views
+    /// share one group (one signature); it then names the one that opened
+    /// the group first, as CouchDB names an index after the design document
+    /// that started it.
+    pub ddoc_id: String,
     /// The design document's `views.lib`, for `require('views/lib/...')`.
     pub lib: Option<Value>,
     /// Map function sources, in view order.

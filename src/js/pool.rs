@@ -198,6 +198,7 @@ impl JsPool {
     /// let pool = JsPool::new(JsConfig { workers: 1, ..JsConfig::default() })?;
     /// let group = Arc::new(MapGroup {
     ///     id: "example".into(),
+    ///     ddoc_id: "_design/example".into(),
     ///     lib: None,
     ///     maps: vec![
     ///         "function(doc) { emit(doc.n, doc.n * 2); emit([doc.n], null); }".into(),

@@ -38,8 +38,11 @@ const RUNTIME_JS: &str = include_str!("../../js/runtime.js");
 struct Sink {
     rows: Vec<(Value, Value)>,
     limits: OutputLimits,
-    /// Design document (or group) and document being processed, for logs.
-    scope: String,
+    /// Design document, kind of function and document being processed, for
+    /// the log lines of `log()` (a reduce knows no design document or
+    /// document: both are then empty).
+    ddoc_id: String,
+    function: &'static str,
     doc_id: Option<String>,
 }
 
@@ -184,6 +187,16 @@ impl Worker {
         })
     }
 
+    /// Names the design document and kind of function that `log()` lines
+    /// of the coming calls belong to, and forgets the previous document.
+    fn set_scope(&self, ddoc_id: &str, kind: FunctionKind) {
+        let mut sink = self.sink.borrow_mut();
+        sink.ddoc_id.clear();
+        sink.ddoc_id.push_str(ddoc_id);
+        sink.function = kind.as_str();
+        sink.doc_id = None;
+    }
+
     /// Reports progress to the watchdog (one document or call done).
     fn tick(&self) {
         if let Some(job) = &self.job {
@@ -206,7 +219,7 @@ impl Worker {
     pub fn map(&mut self, group: &MapGroup, docs: Vec<Value>) -> Result<Vec<DocMapOutput>> {
         let compiled = self.map_group(group)?;
         self.set_global("require", compiled.require.clone())?;
-        self.sink.borrow_mut().scope = group.id.clone();
+        self.set_scope(&group.ddoc_id, FunctionKind::Map);
         let mut out = Vec::with_capacity(docs.len());
         for doc in docs {
             self.tick();
@@ -233,7 +246,8 @@ impl Worker {
                         let sink = self.sink.borrow();
                         tracing::info!(
                             target: "settee::js",
-                            group = %sink.scope,
+                            ddoc_id = %sink.ddoc_id,
+                            group = %group.id,
                             doc_id = sink.doc_id.as_deref().unwrap_or(""),
                             "function raised exception {message} with doc._id {}",
                             sink.doc_id.as_deref().unwrap_or("undefined")
@@ -251,8 +265,7 @@ impl Worker {
     /// Runs reduce (or rereduce) functions; see [`ReduceCall`].
     pub fn reduce(&mut self, call: ReduceCall) -> Result<Vec<Value>> {
         self.set_global("require", JsValue::undefined())?;
-        self.sink.borrow_mut().scope = "reduce".into();
-        self.sink.borrow_mut().doc_id = None;
+        self.set_scope("", FunctionKind::Reduce);
         let mut functions = Vec::with_capacity(call.sources.len());
         for source in call.sources.iter() {
             functions.push(self.reduce_function(source)?);
@@ -314,7 +327,7 @@ impl Worker {
         };
         let f = self.ddoc_function(&call.ddoc_id, &call.ddoc, "validate_doc_update", source)?;
         self.set_global("require", f.require.clone())?;
-        self.sink.borrow_mut().scope = call.ddoc_id.clone();
+        self.set_scope(&call.ddoc_id, FunctionKind::Validate);
         self.sink.borrow_mut().doc_id = call
             .new_doc
             .get("_id")
@@ -389,7 +402,7 @@ impl Worker {
             .ok_or_else(|| Error::not_found(format!("missing json key: {name}")))?;
         let f = self.ddoc_function(ddoc_id, ddoc, name, source)?;
         self.set_global("require", f.require.clone())?;
-        self.sink.borrow_mut().scope = ddoc_id.to_owned();
+        self.set_scope(ddoc_id, FunctionKind::Filter);
         let js_req = self
             .builder
             .build(req, false, &mut self.ctx)
@@ -703,8 +716,9 @@ fn native_log(
     let sink = handle.sink.borrow();
     tracing::info!(
         target: "settee::js",
-        scope = %sink.scope,
+        ddoc_id = %sink.ddoc_id,
         doc_id = sink.doc_id.as_deref().unwrap_or(""),
+        function = sink.function,
         "{message}"
     );
     Ok(JsValue::undefined())
