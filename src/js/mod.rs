@@ -48,7 +48,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use pool::JsPool;
+pub use pool::{JsPool, JsStats};
 
 /// What `reduce_limit` does when a JavaScript reduce does not shrink its
 /// input fast enough (`[query_server_config] reduce_limit`).
