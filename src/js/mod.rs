@@ -38,6 +38,7 @@
 mod compile;
 mod convert;
 mod limits;
+mod memory;
 mod pool;
 mod reduce;
 mod thrown;
@@ -48,6 +49,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use memory::JsMemoryGuard;
 pub use pool::{JsPool, JsStats};
 
 /// What `reduce_limit` does when a JavaScript reduce does not shrink its
@@ -118,6 +120,13 @@ pub struct JsConfig {
     /// Largest JSON (in bytes, approximately) one emitted key or value, or one
     /// reduction, may have.
     pub max_value_bytes: usize,
+    /// Bytes one call (one document of a map batch, one reduce, one
+    /// validation) may allocate and keep, default 1 GiB. Enforced only when
+    /// [`JsMemoryGuard`] is the global allocator (the `settee` binary
+    /// installs it); a call over it fails with `os_process_error` and its
+    /// worker thread is replaced (the old one sleeps for good, keeping what
+    /// it allocated).
+    pub max_call_memory: usize,
     /// Compiled function groups each worker keeps.
     pub cache_size: usize,
     /// Deep-freeze documents before map functions see them, as CouchDB's
@@ -144,6 +153,7 @@ impl Default for JsConfig {
             stack_size: 256 << 20,
             max_source_nesting: 1000,
             max_value_bytes: 64 << 20,
+            max_call_memory: 1 << 30,
             cache_size: 64,
             freeze_docs: true,
             reduce_limit: ReduceLimit::Error,

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use serde_json::Value;
 
+use super::memory;
 use super::reduce::ReduceCall;
 use super::worker::Worker;
 use super::{DocMapOutput, FunctionKind, JsConfig, MapGroup, ValidateCall};
@@ -37,6 +38,10 @@ const QUEUED: u8 = 0;
 const RUNNING: u8 = 1;
 const DONE: u8 = 2;
 const ABANDONED: u8 = 3;
+/// Stopped by the memory budget (see `memory.rs`); its thread sleeps forever.
+const OVER_MEMORY: u8 = 4;
+/// How often a waiter looks for a call stopped by the memory budget.
+const MEMORY_POLL: Duration = Duration::from_millis(50);
 
 /// Shared between a caller and the worker running its job.
 pub struct JobState {
@@ -64,6 +69,11 @@ impl JobState {
     pub fn touch(&self) {
         let now = self.epoch.elapsed().as_millis() as u64;
         self.progress_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Marks the running job as stopped by the memory budget.
+    pub fn exceed_memory(&self) {
+        self.transition(RUNNING, OVER_MEMORY);
     }
 
     /// Whether the watchdog has given up on the job.
@@ -119,7 +129,8 @@ pub struct JsStats {
     /// Worker threads alive: the configured workers plus abandoned ones whose
     /// call has not unwound yet.
     pub live_threads: usize,
-    /// Calls the watchdog gave up on (each replaced its worker).
+    /// Calls the watchdog gave up on, for their time or memory budget (each
+    /// replaced its worker).
     pub abandoned: u64,
 }
 
@@ -569,25 +580,31 @@ impl JsPool {
                 QUEUED => budget,
                 _ => budget.saturating_sub(pending.state.idle()),
             };
+            if pending.state.status.load(Ordering::Acquire) == OVER_MEMORY {
+                let limit = self.inner.config.max_call_memory;
+                tracing::warn!(
+                    target: "settee::js",
+                    "a JavaScript call allocated more than {limit} bytes; replacing its worker"
+                );
+                self.replace_worker();
+                return Err(Error::JavaScript {
+                    name: Cow::Borrowed("os_process_error"),
+                    reason: format!("memory limit: a call allocated more than {limit} bytes"),
+                });
+            }
             if wait.is_zero() {
                 if pending.state.transition(RUNNING, ABANDONED) {
-                    self.inner
-                        .counters
-                        .abandoned
-                        .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
                         target: "settee::js",
                         "a JavaScript call made no progress for {budget:?}; replacing its worker"
                     );
-                    if let Err(e) = self.spawn_worker() {
-                        tracing::error!(target: "settee::js", "cannot start a replacement worker: {e}");
-                    }
+                    self.replace_worker();
                     return Err(timeout_error(budget));
                 }
                 // Finished just now: its reply is there.
                 continue;
             }
-            match pending.reply.recv_timeout(wait) {
+            match pending.reply.recv_timeout(wait.min(MEMORY_POLL)) {
                 Ok(result) => return result,
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => {
@@ -597,6 +614,17 @@ impl JsPool {
                     });
                 }
             }
+        }
+    }
+
+    /// Starts a worker in place of one left behind with its call.
+    fn replace_worker(&self) {
+        self.inner
+            .counters
+            .abandoned
+            .fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.spawn_worker() {
+            tracing::error!(target: "settee::js", "cannot start a replacement worker: {e}");
         }
     }
 
@@ -656,7 +684,9 @@ fn worker_thread(
         }
         worker.set_job(Some(job.state.clone()));
         let run = job.run;
+        memory::start_call(config.max_call_memory, &job.state);
         let panicked = catch_unwind(AssertUnwindSafe(|| run(&mut worker))).is_err();
+        memory::end_call();
         worker.set_job(None);
         if panicked {
             // The reply sender was dropped, so the caller sees a failure.

@@ -25,6 +25,7 @@ use serde_json::Value;
 use super::compile::compile_function;
 use super::convert::{to_json, to_json_or_null, JsBuilder, OutputLimits};
 use super::limits::{check_nesting, max_nesting_for_stack};
+use super::memory;
 use super::pool::{Counters, JobState};
 use super::reduce::{apply_reduce_limit, ReduceCall};
 use super::thrown::Thrown;
@@ -217,6 +218,7 @@ impl Worker {
             }
             job.touch();
         }
+        memory::reset_usage();
         Ok(())
     }
 
