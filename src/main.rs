@@ -5,8 +5,10 @@ mod cli;
 // Bulk imports allocate and free many small JSON values across threads, and
 // boa allocates heavily in the JavaScript workers: mimalloc measured faster
 // than the system allocator for both (benches/store.rs, benches/js.rs).
+// Wrapped to enforce the JavaScript workers' per-call memory budget.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: settee::js::JsMemoryGuard<mimalloc::MiMalloc> =
+    settee::js::JsMemoryGuard(mimalloc::MiMalloc);
 
 fn main() {
     // Logs go to stderr, filtered by `RUST_LOG` (warnings and errors by

@@ -92,6 +92,7 @@ fn check_view(pool: &JsPool, scenario: &str, ddoc_id: &str, view: &str, step: u6
     let ddoc = design_doc(&lines, ddoc_id);
     let group = Arc::new(MapGroup {
         id: format!("{scenario}/{ddoc_id}/{view}"),
+        ddoc_id: ddoc_id.to_string(),
         lib: ddoc["views"].get("lib").cloned(),
         maps: vec![ddoc["views"][view]["map"].as_str().unwrap().to_string()],
     });
@@ -159,6 +160,7 @@ fn golden_js_reduce_with_rereduce() {
     for (view, step) in [("js_max", 30), ("js_distinct", 35)] {
         let group = Arc::new(MapGroup {
             id: format!("js2/{view}"),
+            ddoc_id: "_design/js".into(),
             lib: None,
             maps: vec![ddoc["views"][view]["map"].as_str().unwrap().to_string()],
         });

@@ -18,6 +18,7 @@ fn pool() -> JsPool {
 fn group(id: &str, maps: &[&str]) -> Arc<MapGroup> {
     Arc::new(MapGroup {
         id: id.into(),
+        ddoc_id: format!("_design/{id}"),
         lib: None,
         maps: maps.iter().map(|s| s.to_string()).collect(),
     })
@@ -115,6 +116,7 @@ fn helpers_and_require_from_views_lib() {
     // From golden B_mr_helpers (`helpers` design doc).
     let g = Arc::new(MapGroup {
         id: "helpers".into(),
+        ddoc_id: "_design/helpers".into(),
         lib: Some(json!({
             "util": "exports.norm = function(s) { return (s || '').toLowerCase(); };\nexports.bucket = function(n) { return n < 100 ? 'small' : (n < 300 ? 'mid' : 'big'); };",
             "math": "exports.twice = function(x) { return 2 * x; };\nexports.name = 'math-lib';",
@@ -368,6 +370,7 @@ fn containment_deeply_nested_source() {
     // A deep library module is rejected too.
     let g = Arc::new(MapGroup {
         id: "deeplib".into(),
+        ddoc_id: "_design/deeplib".into(),
         lib: Some(
             json!({"m": format!("exports.x = {}1{};", "[".repeat(50_000), "]".repeat(50_000))}),
         ),
@@ -782,4 +785,105 @@ fn validate_batch_keeps_order_across_workers() {
             Err(e) => assert_eq!(e.reason(), format!("n={n}")),
         }
     }
+}
+
+#[test]
+fn functions_are_compiled_once_per_worker() {
+    let pool = pool();
+    let g = group(
+        "compiled-once",
+        &[
+            "function(doc) { emit(doc._id, 1); }",
+            "function(doc) { emit(doc.n, null); }",
+        ],
+    );
+    let docs: Vec<Value> = (0..64)
+        .map(|n| json!({"_id": format!("d{n}"), "n": n}))
+        .collect();
+    for _ in 0..10 {
+        let out = pool.map(&g, docs.clone()).unwrap();
+        assert_eq!(out.len(), 64);
+    }
+    // Two functions, compiled by each of the (at most two) workers that ran
+    // a part of a batch, never again for later batches.
+    let compiled = pool.stats().compilations;
+    assert!(compiled == 2 || compiled == 4, "{compiled}");
+    pool.map(&g, docs).unwrap();
+    assert_eq!(pool.stats().compilations, compiled);
+
+    let one = JsPool::new(JsConfig {
+        workers: 1,
+        ..JsConfig::default()
+    })
+    .unwrap();
+    let reduce = ["function(k, v, re) { return sum(v); }".to_owned()];
+    for _ in 0..5 {
+        one.map(&g, vec![json!({"_id": "a", "n": 1})]).unwrap();
+        one.reduce(&reduce, &[(json!(1), "a".into(), json!(2))])
+            .unwrap();
+        let ddoc =
+            json!({"_id": "_design/v", "_rev": "1-a", "validate_doc_update": "function(doc) {}"});
+        one.validate(&vdu_call(&ddoc, json!({"_id": "a"}), None, "ann", &[]))
+            .unwrap();
+    }
+    assert_eq!(one.stats().compilations, 4);
+}
+
+/// Waits until only the configured workers are left.
+fn assert_abandoned_threads_end(pool: &JsPool, what: &str) {
+    let workers = pool.config().workers;
+    let start = std::time::Instant::now();
+    while pool.stats().live_threads > workers {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{what}: the abandoned worker still runs ({:?})",
+            pool.stats()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn abandoned_workers_stop() {
+    let pool = JsPool::new(JsConfig {
+        workers: 1,
+        timeout: Duration::from_millis(200),
+        // A tenth of the default, so that loops that only the limit ends
+        // (the third case calls a built-in, not one of settee's natives)
+        // end within seconds on a loaded machine.
+        loop_iteration_limit: 5_000_000,
+        ..JsConfig::default()
+    })
+    .unwrap();
+    assert_eq!(pool.stats().live_threads, 1);
+    // Each call outlives the time budget. Plain loops and recursion end at
+    // the loop and recursion limits; nested loops whose frames each stay
+    // under the loop limit would run for hours, but stop at the first native
+    // function they call after being abandoned, even if they catch its error.
+    let inner = "function() { for (var j = 0; j < 200000; j++) {} }";
+    for (i, src) in [
+        "function(doc) { for (;;) {} }".to_owned(),
+        "function(doc) { do {} while (1); }".to_owned(),
+        "function(doc) { var s = 0; while (true) { s += Math.abs(-1); } }".to_owned(),
+        format!("function(doc) {{ for (;;) {{ ({inner})(); try {{ JSON.stringify(1); }} catch (e) {{}} }} }}"),
+        format!("function(doc) {{ for (;;) {{ ({inner})(); try {{ emit(1, 1); }} catch (e) {{}} }} }}"),
+        format!("function(doc) {{ for (;;) {{ ({inner})(); try {{ log('x'); }} catch (e) {{}} }} }}"),
+        format!("function(doc) {{ for (;;) {{ ({inner})(); try {{ [1].join(); }} catch (e) {{}} }} }}"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Several documents: the rest of the batch is not run either.
+        let docs = vec![json!({"_id": "a"}), json!({"_id": "b"}), json!({"_id": "c"})];
+        let err = pool.map(&group(&format!("stuck{i}"), &[&src]), docs).unwrap_err();
+        assert_eq!(err.name(), "os_process_error", "{src}");
+        assert_abandoned_threads_end(&pool, &src);
+        assert_answers(&pool);
+    }
+    let rec = "function(doc) { function f(n) { for (var j = 0; j < 50000; j++) {} return f(n + 1); } f(0); }";
+    pool.map(&group("stuck-rec", &[rec]), vec![json!({})])
+        .unwrap_err();
+    assert_abandoned_threads_end(&pool, rec);
+    assert!(pool.stats().abandoned >= 1);
+    assert_answers(&pool);
 }

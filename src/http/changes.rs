@@ -235,6 +235,7 @@ fn parse_filter(
                     ddoc_name,
                     ddoc.get("_rev").unwrap_or(&Value::Null)
                 ),
+                ddoc_id: format!("_design/{ddoc_name}"),
                 lib: ddoc.get("views").and_then(|v| v.get("lib")).cloned(),
                 maps: vec![source.to_owned()],
             });

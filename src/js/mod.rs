@@ -25,6 +25,7 @@
 //! let pool = JsPool::new(JsConfig { workers: 1, ..JsConfig::default() })?;
 //! let group = Arc::new(MapGroup {
 //!     id: "sig-1".into(),
+//!     ddoc_id: "_design/app".into(),
 //!     lib: None,
 //!     maps: vec!["function(doc) { if (doc.n) emit(doc.n, null); }".into()],
 //! });
@@ -37,6 +38,7 @@
 mod compile;
 mod convert;
 mod limits;
+mod memory;
 mod pool;
 mod reduce;
 mod thrown;
@@ -47,7 +49,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use pool::JsPool;
+pub use memory::JsMemoryGuard;
+pub use pool::{JsPool, JsStats};
 
 /// What `reduce_limit` does when a JavaScript reduce does not shrink its
 /// input fast enough (`[query_server_config] reduce_limit`).
@@ -117,6 +120,13 @@ pub struct JsConfig {
     /// Largest JSON (in bytes, approximately) one emitted key or value, or one
     /// reduction, may have.
     pub max_value_bytes: usize,
+    /// Bytes one call (one document of a map batch, one reduce, one
+    /// validation) may allocate and keep, default 1 GiB. Enforced only when
+    /// [`JsMemoryGuard`] is the global allocator (the `settee` binary
+    /// installs it); a call over it fails with `os_process_error` and its
+    /// worker thread is replaced (the old one sleeps for good, keeping what
+    /// it allocated).
+    pub max_call_memory: usize,
     /// Compiled function groups each worker keeps.
     pub cache_size: usize,
     /// Deep-freeze documents before map functions see them, as CouchDB's
@@ -143,6 +153,7 @@ impl Default for JsConfig {
             stack_size: 256 << 20,
             max_source_nesting: 1000,
             max_value_bytes: 64 << 20,
+            max_call_memory: 1 << 30,
             cache_size: 64,
             freeze_docs: true,
             reduce_limit: ReduceLimit::Error,
@@ -197,6 +208,7 @@ impl FunctionKind {
 /// let pool = JsPool::new(JsConfig { workers: 1, ..JsConfig::default() })?;
 /// let group = Arc::new(MapGroup {
 ///     id: "with-lib".into(),
+///     ddoc_id: "_design/app".into(),
 ///     lib: Some(json!({"util": "exports.twice = function(x) { return 2 * x; };"})),
 ///     maps: vec!["function(doc) { emit(require('views/lib/util').twice(doc.n), null); }".into()],
 /// });
@@ -208,6 +220,12 @@ impl FunctionKind {
 pub struct MapGroup {
     /// The group's signature: the cache key for compiled functions.
     pub id: String,
+    /// The design document the group runs for, named in the log lines of
+    /// `log()` and of exceptions. Design documents with identical views
+    /// share one group (one signature); it then names the one that opened
+    /// the group first, as CouchDB names an index after the design document
+    /// that started it.
+    pub ddoc_id: String,
     /// The design document's `views.lib`, for `require('views/lib/...')`.
     pub lib: Option<Value>,
     /// Map function sources, in view order.

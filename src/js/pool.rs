@@ -1,11 +1,19 @@
 //! The pool: worker threads, the job queue, and the watchdog that abandons
 //! and replaces a worker stuck in one call.
 //!
-//! boa cannot interrupt running JavaScript, so a call that makes no progress
-//! for `timeout` is answered with `os_process_error` and its worker thread is
+//! boa 0.22 cannot interrupt running JavaScript (boa-dev/boa#3442; its only
+//! preemption point, `Script::evaluate_async_with_budget`, yields in the
+//! outermost VM loop of a script, not in function calls made from Rust or
+//! in callbacks of built-ins). So a call that makes no progress for
+//! `timeout` is answered with `os_process_error` and its worker thread is
 //! left behind: it is marked abandoned, a replacement thread is started, and
-//! the old thread exits as soon as its call returns (loop limits usually make
-//! that quick).
+//! the old thread exits as soon as its call unwinds. It stops early: before
+//! the next document of its batch, and at the next native function of
+//! settee's it calls (`emit`, `log`, `JSON.stringify`, ...), which drops the
+//! engine's limits to zero. Otherwise only the loop and recursion limits end
+//! it: a plain loop within `loop_iteration_limit`, but nested loops in
+//! separate function frames that call none of those natives can run for a
+//! very long time. [`JsPool::stats`] counts the live threads.
 
 use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -16,6 +24,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use serde_json::Value;
 
+use super::memory;
 use super::reduce::ReduceCall;
 use super::worker::Worker;
 use super::{DocMapOutput, FunctionKind, JsConfig, MapGroup, ValidateCall};
@@ -29,6 +38,10 @@ const QUEUED: u8 = 0;
 const RUNNING: u8 = 1;
 const DONE: u8 = 2;
 const ABANDONED: u8 = 3;
+/// Stopped by the memory budget (see `memory.rs`); its thread sleeps forever.
+const OVER_MEMORY: u8 = 4;
+/// How often a waiter looks for a call stopped by the memory budget.
+const MEMORY_POLL: Duration = Duration::from_millis(50);
 
 /// Shared between a caller and the worker running its job.
 pub struct JobState {
@@ -58,6 +71,16 @@ impl JobState {
         self.progress_ms.store(now, Ordering::Relaxed);
     }
 
+    /// Marks the running job as stopped by the memory budget.
+    pub fn exceed_memory(&self) {
+        self.transition(RUNNING, OVER_MEMORY);
+    }
+
+    /// Whether the watchdog has given up on the job.
+    pub fn abandoned(&self) -> bool {
+        self.status.load(Ordering::Acquire) == ABANDONED
+    }
+
     fn idle(&self) -> Duration {
         let last = Duration::from_millis(self.progress_ms.load(Ordering::Relaxed));
         self.epoch.elapsed().saturating_sub(last)
@@ -68,6 +91,47 @@ impl JobState {
             .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
+}
+
+/// Counters shared by a pool and its workers; see [`JsStats`].
+#[derive(Default)]
+pub struct Counters {
+    /// Functions compiled; workers add to it.
+    pub compilations: AtomicU64,
+    live_threads: AtomicUsize,
+    abandoned: AtomicU64,
+}
+
+/// Counts one live worker thread from its creation until it ends (dropped
+/// last on the thread, after its worker and boa context).
+struct LiveThread(Arc<Counters>);
+
+impl LiveThread {
+    fn new(counters: Arc<Counters>) -> LiveThread {
+        counters.live_threads.fetch_add(1, Ordering::AcqRel);
+        LiveThread(counters)
+    }
+}
+
+impl Drop for LiveThread {
+    fn drop(&mut self) {
+        self.0.live_threads.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What a [`JsPool`] has done so far (see [`JsPool::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JsStats {
+    /// Functions compiled, over all workers since the pool started: every
+    /// map function of a group, reduce, `validate_doc_update` and filter a
+    /// worker compiles (then caches), and every [`JsPool::compile_check`].
+    pub compilations: u64,
+    /// Worker threads alive: the configured workers plus abandoned ones whose
+    /// call has not unwound yet.
+    pub live_threads: usize,
+    /// Calls the watchdog gave up on, for their time or memory budget (each
+    /// replaced its worker).
+    pub abandoned: u64,
 }
 
 /// A job: runs on a worker and sends its own reply.
@@ -90,6 +154,7 @@ struct Inner {
     config: Arc<JsConfig>,
     epoch: Instant,
     threads_started: AtomicUsize,
+    counters: Arc<Counters>,
 }
 
 /// A pool of JavaScript workers. Cheap to clone; all clones share the
@@ -135,6 +200,7 @@ impl JsPool {
                 config: Arc::new(config),
                 epoch: Instant::now(),
                 threads_started: AtomicUsize::new(0),
+                counters: Arc::default(),
             }),
         };
         for _ in 0..pool.inner.config.workers {
@@ -155,6 +221,37 @@ impl JsPool {
     /// ```
     pub fn config(&self) -> &JsConfig {
         &self.inner.config
+    }
+
+    /// What the pool has done so far: compilations (each worker compiles a
+    /// function once and caches it), live worker threads, abandoned calls.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use serde_json::json;
+    /// use settee::js::{JsConfig, JsPool, MapGroup};
+    ///
+    /// let pool = JsPool::new(JsConfig { workers: 1, ..JsConfig::default() })?;
+    /// let group = Arc::new(MapGroup {
+    ///     id: "sig".into(),
+    ///     ddoc_id: "_design/app".into(),
+    ///     lib: None,
+    ///     maps: vec!["function(doc) { emit(doc._id, null); }".into()],
+    /// });
+    /// for _ in 0..3 {
+    ///     pool.map(&group, vec![json!({"_id": "a"})])?;
+    /// }
+    /// let stats = pool.stats();
+    /// assert_eq!((stats.compilations, stats.live_threads, stats.abandoned), (1, 1, 0));
+    /// # Ok::<(), settee::Error>(())
+    /// ```
+    pub fn stats(&self) -> JsStats {
+        let counters = &self.inner.counters;
+        JsStats {
+            compilations: counters.compilations.load(Ordering::Relaxed),
+            live_threads: counters.live_threads.load(Ordering::Acquire),
+            abandoned: counters.abandoned.load(Ordering::Relaxed),
+        }
     }
 
     /// Checks that `source` compiles to a function, as CouchDB does when a
@@ -198,6 +295,7 @@ impl JsPool {
     /// let pool = JsPool::new(JsConfig { workers: 1, ..JsConfig::default() })?;
     /// let group = Arc::new(MapGroup {
     ///     id: "example".into(),
+    ///     ddoc_id: "_design/example".into(),
     ///     lib: None,
     ///     maps: vec![
     ///         "function(doc) { emit(doc.n, doc.n * 2); emit([doc.n], null); }".into(),
@@ -482,21 +580,31 @@ impl JsPool {
                 QUEUED => budget,
                 _ => budget.saturating_sub(pending.state.idle()),
             };
+            if pending.state.status.load(Ordering::Acquire) == OVER_MEMORY {
+                let limit = self.inner.config.max_call_memory;
+                tracing::warn!(
+                    target: "settee::js",
+                    "a JavaScript call allocated more than {limit} bytes; replacing its worker"
+                );
+                self.replace_worker();
+                return Err(Error::JavaScript {
+                    name: Cow::Borrowed("os_process_error"),
+                    reason: format!("memory limit: a call allocated more than {limit} bytes"),
+                });
+            }
             if wait.is_zero() {
                 if pending.state.transition(RUNNING, ABANDONED) {
                     tracing::warn!(
                         target: "settee::js",
                         "a JavaScript call made no progress for {budget:?}; replacing its worker"
                     );
-                    if let Err(e) = self.spawn_worker() {
-                        tracing::error!(target: "settee::js", "cannot start a replacement worker: {e}");
-                    }
+                    self.replace_worker();
                     return Err(timeout_error(budget));
                 }
                 // Finished just now: its reply is there.
                 continue;
             }
-            match pending.reply.recv_timeout(wait) {
+            match pending.reply.recv_timeout(wait.min(MEMORY_POLL)) {
                 Ok(result) => return result,
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => {
@@ -509,16 +617,30 @@ impl JsPool {
         }
     }
 
+    /// Starts a worker in place of one left behind with its call.
+    fn replace_worker(&self) {
+        self.inner
+            .counters
+            .abandoned
+            .fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.spawn_worker() {
+            tracing::error!(target: "settee::js", "cannot start a replacement worker: {e}");
+        }
+    }
+
     fn spawn_worker(&self) -> Result<()> {
         let n = self.inner.threads_started.fetch_add(1, Ordering::Relaxed);
         let queue = self.inner.queue.clone();
         let config = self.inner.config.clone();
+        // Counted from here, so a thread that fails to spawn uncounts itself
+        // when the closure holding this is dropped.
+        let live = LiveThread::new(self.inner.counters.clone());
         // Check the runtime starts before handing the thread any work.
         let (ready_tx, ready) = bounded(1);
         std::thread::Builder::new()
             .name(format!("settee-js-{n}"))
             .stack_size(config.stack_size)
-            .spawn(move || worker_thread(queue, config, ready_tx))?;
+            .spawn(move || worker_thread(live, queue, config, ready_tx))?;
         ready.recv().unwrap_or_else(|_| {
             Err(Error::JavaScript {
                 name: Cow::Borrowed("os_process_error"),
@@ -535,8 +657,15 @@ fn timeout_error(budget: Duration) -> Error {
     }
 }
 
-fn worker_thread(queue: Receiver<Job>, config: Arc<JsConfig>, ready: Sender<Result<()>>) {
-    let mut worker = match Worker::new(config.clone()) {
+/// `live` is declared first so that it is dropped last, after the worker.
+fn worker_thread(
+    live: LiveThread,
+    queue: Receiver<Job>,
+    config: Arc<JsConfig>,
+    ready: Sender<Result<()>>,
+) {
+    let counters = live.0.clone();
+    let mut worker = match Worker::new(config.clone(), counters.clone()) {
         Ok(w) => {
             let _ = ready.send(Ok(()));
             w
@@ -553,15 +682,17 @@ fn worker_thread(queue: Receiver<Job>, config: Arc<JsConfig>, ready: Sender<Resu
         if !job.state.transition(QUEUED, RUNNING) {
             continue;
         }
-        worker.job = Some(job.state.clone());
+        worker.set_job(Some(job.state.clone()));
         let run = job.run;
+        memory::start_call(config.max_call_memory, &job.state);
         let panicked = catch_unwind(AssertUnwindSafe(|| run(&mut worker))).is_err();
-        worker.job = None;
+        memory::end_call();
+        worker.set_job(None);
         if panicked {
             // The reply sender was dropped, so the caller sees a failure.
             // The context may be inconsistent: start over.
             tracing::error!(target: "settee::js", "a JavaScript worker panicked; restarting it");
-            match Worker::new(config.clone()) {
+            match Worker::new(config.clone(), counters.clone()) {
                 Ok(w) => worker = w,
                 Err(_) => return,
             }

@@ -10,6 +10,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use boa_engine::object::builtins::{JsArray, JsFunction};
@@ -24,7 +25,8 @@ use serde_json::Value;
 use super::compile::compile_function;
 use super::convert::{to_json, to_json_or_null, JsBuilder, OutputLimits};
 use super::limits::{check_nesting, max_nesting_for_stack};
-use super::pool::JobState;
+use super::memory;
+use super::pool::{Counters, JobState};
 use super::reduce::{apply_reduce_limit, ReduceCall};
 use super::thrown::Thrown;
 use super::{DocMapOutput, FunctionKind, JsConfig, MapGroup, ValidateCall};
@@ -38,9 +40,15 @@ const RUNTIME_JS: &str = include_str!("../../js/runtime.js");
 struct Sink {
     rows: Vec<(Value, Value)>,
     limits: OutputLimits,
-    /// Design document (or group) and document being processed, for logs.
-    scope: String,
+    /// Design document, kind of function and document being processed, for
+    /// the log lines of `log()` (a reduce knows no design document or
+    /// document: both are then empty).
+    ddoc_id: String,
+    function: &'static str,
     doc_id: Option<String>,
+    /// The job being run: progress reports to the pool's watchdog, and
+    /// whether the watchdog has given up on it.
+    job: Option<Arc<JobState>>,
 }
 
 /// Shares the sink with the native functions. It holds no GC pointers, so
@@ -56,6 +64,7 @@ struct SinkHandle {
 #[derive(Trace, Finalize)]
 struct StringifyCaptures {
     original: JsObject,
+    handle: SinkHandle,
     #[unsafe_ignore_trace]
     limits: OutputLimits,
 }
@@ -118,13 +127,13 @@ pub struct Worker {
     ddoc_functions: Cache<(String, String, u64), DdocFunction>,
     /// The last `(userCtx, secObj)` a validation saw, and their frozen JS values.
     validation_context: Option<(Arc<Value>, Arc<Value>, JsValue, JsValue)>,
-    /// The job being run, for progress reports to the pool's watchdog.
-    pub(super) job: Option<Arc<JobState>>,
+    counters: Arc<Counters>,
 }
 
 impl Worker {
     /// A fresh context with the limits of `config` and the runtime loaded.
-    pub fn new(config: Arc<JsConfig>) -> Result<Worker> {
+    /// `counters` are the pool's, which this worker adds to.
+    pub fn new(config: Arc<JsConfig>, counters: Arc<Counters>) -> Result<Worker> {
         let mut ctx = Context::default();
         let limits = ctx.runtime_limits_mut();
         limits.set_loop_iteration_limit(config.loop_iteration_limit);
@@ -153,8 +162,8 @@ impl Worker {
                 JsValue::undefined(),
                 Attribute::all(),
             )?;
-            install_stringify(ctx, handle.sink.borrow().limits)?;
-            install_array_guards(ctx, OutputLimits::default().max_depth)?;
+            install_stringify(ctx, &handle)?;
+            install_array_guards(ctx, &handle, OutputLimits::default().max_depth)?;
             ctx.eval(Source::from_bytes(RUNTIME_JS))?;
             let make_require = ctx.eval(Source::from_bytes("__settee.makeRequire"))?;
             make_require.as_function().ok_or_else(|| {
@@ -180,22 +189,51 @@ impl Worker {
             sink,
             builder,
             make_require,
-            job: None,
+            counters,
         })
     }
 
-    /// Reports progress to the watchdog (one document or call done).
-    fn tick(&self) {
-        if let Some(job) = &self.job {
+    /// Names the design document and kind of function that `log()` lines
+    /// of the coming calls belong to, and forgets the previous document.
+    fn set_scope(&self, ddoc_id: &str, kind: FunctionKind) {
+        let mut sink = self.sink.borrow_mut();
+        sink.ddoc_id.clear();
+        sink.ddoc_id.push_str(ddoc_id);
+        sink.function = kind.as_str();
+        sink.doc_id = None;
+    }
+
+    /// Sets (or clears) the job being run.
+    pub(super) fn set_job(&mut self, job: Option<Arc<JobState>>) {
+        self.sink.borrow_mut().job = job;
+    }
+
+    /// Reports progress to the watchdog (one document or call done), or
+    /// stops a call the watchdog has abandoned: nobody waits for the rest of
+    /// its batch, and the thread should exit as soon as it can.
+    fn tick(&self) -> Result<()> {
+        if let Some(job) = &self.sink.borrow().job {
+            if job.abandoned() {
+                return Err(abandoned_error());
+            }
             job.touch();
         }
+        memory::reset_usage();
+        Ok(())
+    }
+
+    /// Compiles a function with [`compile_function`], counting it in the
+    /// pool's statistics.
+    fn compile(&mut self, source: &str) -> Result<JsFunction> {
+        self.counters.compilations.fetch_add(1, Ordering::Relaxed);
+        compile_function(&mut self.ctx, source, self.max_nesting)
     }
 
     /// Compiles `source` and discards it (design-document checks). Every
     /// kind compiles the same way in CouchDB; `kind` only labels the log.
     pub fn compile_check(&mut self, kind: FunctionKind, source: &str) -> Result<()> {
         self.set_global("require", JsValue::undefined())?;
-        let result = compile_function(&mut self.ctx, source, self.max_nesting).map(|_| ());
+        let result = self.compile(source).map(|_| ());
         if let Err(e) = &result {
             tracing::debug!(target: "settee::js", kind = kind.as_str(), "compile check failed: {e}");
         }
@@ -206,10 +244,10 @@ impl Worker {
     pub fn map(&mut self, group: &MapGroup, docs: Vec<Value>) -> Result<Vec<DocMapOutput>> {
         let compiled = self.map_group(group)?;
         self.set_global("require", compiled.require.clone())?;
-        self.sink.borrow_mut().scope = group.id.clone();
+        self.set_scope(&group.ddoc_id, FunctionKind::Map);
         let mut out = Vec::with_capacity(docs.len());
         for doc in docs {
-            self.tick();
+            self.tick()?;
             let doc_id = doc.get("_id").and_then(Value::as_str).map(str::to_owned);
             let js_doc = self
                 .builder
@@ -233,7 +271,8 @@ impl Worker {
                         let sink = self.sink.borrow();
                         tracing::info!(
                             target: "settee::js",
-                            group = %sink.scope,
+                            ddoc_id = %sink.ddoc_id,
+                            group = %group.id,
                             doc_id = sink.doc_id.as_deref().unwrap_or(""),
                             "function raised exception {message} with doc._id {}",
                             sink.doc_id.as_deref().unwrap_or("undefined")
@@ -251,8 +290,7 @@ impl Worker {
     /// Runs reduce (or rereduce) functions; see [`ReduceCall`].
     pub fn reduce(&mut self, call: ReduceCall) -> Result<Vec<Value>> {
         self.set_global("require", JsValue::undefined())?;
-        self.sink.borrow_mut().scope = "reduce".into();
-        self.sink.borrow_mut().doc_id = None;
+        self.set_scope("", FunctionKind::Reduce);
         let mut functions = Vec::with_capacity(call.sources.len());
         for source in call.sources.iter() {
             functions.push(self.reduce_function(source)?);
@@ -264,7 +302,7 @@ impl Worker {
         let limits = self.sink.borrow().limits;
         let mut reductions = Vec::with_capacity(functions.len());
         for function in &functions {
-            self.tick();
+            self.tick()?;
             let args = [keys.clone(), values.clone(), rereduce.clone()];
             let result = function
                 .call(&JsValue::undefined(), &args, &mut self.ctx)
@@ -314,7 +352,7 @@ impl Worker {
         };
         let f = self.ddoc_function(&call.ddoc_id, &call.ddoc, "validate_doc_update", source)?;
         self.set_global("require", f.require.clone())?;
-        self.sink.borrow_mut().scope = call.ddoc_id.clone();
+        self.set_scope(&call.ddoc_id, FunctionKind::Validate);
         self.sink.borrow_mut().doc_id = call
             .new_doc
             .get("_id")
@@ -333,7 +371,7 @@ impl Worker {
         let (user_ctx, sec_obj) = self.validation_context(&call.user_ctx, &call.sec_obj)?;
         js_args.push(user_ctx);
         js_args.push(sec_obj);
-        self.tick();
+        self.tick()?;
         match f.function.call(&f.ddoc, &js_args, &mut self.ctx) {
             Ok(_) => Ok(()),
             Err(err) => {
@@ -391,14 +429,14 @@ impl Worker {
             .ok_or_else(|| Error::not_found(format!("missing json key: {name}")))?;
         let f = self.ddoc_function(ddoc_id, ddoc, name, source)?;
         self.set_global("require", f.require.clone())?;
-        self.sink.borrow_mut().scope = ddoc_id.to_owned();
+        self.set_scope(ddoc_id, FunctionKind::Filter);
         let js_req = self
             .builder
             .build(req, false, &mut self.ctx)
             .map_err(|e| self.engine_error(e))?;
         let mut out = Vec::with_capacity(docs.len());
         for doc in docs {
-            self.tick();
+            self.tick()?;
             self.sink.borrow_mut().doc_id =
                 doc.get("_id").and_then(Value::as_str).map(str::to_owned);
             let js_doc = self
@@ -435,9 +473,9 @@ impl Worker {
     /// Replaces the context and forgets every compiled function (CouchDB
     /// restarts the couchjs process).
     fn reset(&mut self) -> Result<()> {
-        let job = self.job.take();
-        *self = Worker::new(self.config.clone())?;
-        self.job = job;
+        let job = self.sink.borrow_mut().job.take();
+        *self = Worker::new(self.config.clone(), self.counters.clone())?;
+        self.set_job(job);
         Ok(())
     }
 
@@ -454,8 +492,8 @@ impl Worker {
         self.set_global("require", require.clone())?;
         let mut maps = Vec::with_capacity(group.maps.len());
         for source in &group.maps {
-            self.tick();
-            maps.push(compile_function(&mut self.ctx, source, self.max_nesting)?);
+            self.tick()?;
+            maps.push(self.compile(source)?);
         }
         let compiled = Rc::new(CompiledGroup { maps, require });
         self.groups.insert(group.id.clone(), compiled.clone());
@@ -466,7 +504,7 @@ impl Worker {
         if let Some(f) = self.reduces.get(&source.to_owned()) {
             return Ok(f.clone());
         }
-        let f = compile_function(&mut self.ctx, source, self.max_nesting)?;
+        let f = self.compile(source)?;
         self.reduces.insert(source.to_owned(), f.clone());
         Ok(f)
     }
@@ -495,7 +533,7 @@ impl Worker {
         self.check_lib_nesting(ddoc)?;
         let require = self.make_require(ddoc)?;
         self.set_global("require", require.clone())?;
-        let function = compile_function(&mut self.ctx, source, self.max_nesting)?;
+        let function = self.compile(source)?;
         // Frozen, so a function cannot leave state in the cached `this`.
         let js_ddoc = self
             .builder
@@ -551,6 +589,7 @@ fn native_emit(
     handle: &SinkHandle,
     ctx: &mut Context,
 ) -> JsResult<JsValue> {
+    stop_if_abandoned(handle, ctx)?;
     let limits = handle.sink.borrow().limits;
     let undefined = JsValue::undefined();
     let key = to_json_or_null(args.first().unwrap_or(&undefined), limits, ctx)?;
@@ -563,7 +602,8 @@ fn native_emit(
 /// than the converter's limit: boa's own recurses natively once per level,
 /// and a value nested a million deep (easy to build in a loop) would overflow
 /// the worker's stack and abort the process.
-fn install_stringify(ctx: &mut Context, limits: OutputLimits) -> JsResult<()> {
+fn install_stringify(ctx: &mut Context, handle: &SinkHandle) -> JsResult<()> {
+    let limits = handle.sink.borrow().limits;
     let json = ctx.global_object().get(js_string!("JSON"), ctx)?;
     let json = json
         .as_object()
@@ -574,6 +614,7 @@ fn install_stringify(ctx: &mut Context, limits: OutputLimits) -> JsResult<()> {
         .ok_or_else(|| JsNativeError::typ().with_message("JSON.stringify missing"))?;
     let captures = StringifyCaptures {
         original,
+        handle: handle.clone(),
         limits: OutputLimits {
             errors_as_objects: false,
             ..limits
@@ -596,6 +637,7 @@ fn native_stringify(
     captures: &StringifyCaptures,
     ctx: &mut Context,
 ) -> JsResult<JsValue> {
+    stop_if_abandoned(&captures.handle, ctx)?;
     let undefined = JsValue::undefined();
     let value = args.first().unwrap_or(&undefined);
     let converted = to_json(value, captures.limits, ctx)?;
@@ -618,6 +660,7 @@ fn native_stringify(
 #[derive(Trace, Finalize)]
 struct GuardCaptures {
     original: JsObject,
+    handle: SinkHandle,
     #[unsafe_ignore_trace]
     depth: Rc<Cell<usize>>,
     #[unsafe_ignore_trace]
@@ -631,7 +674,7 @@ struct GuardCaptures {
 /// `toLocaleString` and `flat` recurse natively into nested arrays; a value
 /// nested a million deep would overflow the stack and abort the process. The
 /// wrappers refuse (or, for `flat`, stop) at `max_depth` levels.
-fn install_array_guards(ctx: &mut Context, max_depth: usize) -> JsResult<()> {
+fn install_array_guards(ctx: &mut Context, handle: &SinkHandle, max_depth: usize) -> JsResult<()> {
     let prototype = ctx.intrinsics().constructors().array().prototype();
     let depth = Rc::new(Cell::new(0));
     for (name, length, clamp_argument) in [
@@ -647,6 +690,7 @@ fn install_array_guards(ctx: &mut Context, max_depth: usize) -> JsResult<()> {
             })?;
         let captures = GuardCaptures {
             original,
+            handle: handle.clone(),
             depth: depth.clone(),
             max_depth,
             clamp_argument,
@@ -669,6 +713,7 @@ fn native_guarded(
     guard: &GuardCaptures,
     ctx: &mut Context,
 ) -> JsResult<JsValue> {
+    stop_if_abandoned(&guard.handle, ctx)?;
     if guard.clamp_argument {
         let depth = match args.first() {
             Some(d) if !d.is_undefined() => d.to_number(ctx)?,
@@ -691,6 +736,40 @@ fn native_guarded(
     result
 }
 
+/// The error that ends a call the watchdog has abandoned.
+fn abandoned_error() -> Error {
+    Error::JavaScript {
+        name: "os_process_error".into(),
+        reason: "the call was abandoned after its time budget".into(),
+    }
+}
+
+/// Makes an abandoned call unwind, from a native function it calls. boa 0.22
+/// cannot be interrupted from another thread (boa-dev/boa#3442), so the
+/// watchdog only flags the job; the natives the runtime installs (`emit`,
+/// `log`, `JSON.stringify`, the array guards) are the points where the
+/// worker thread itself notices. The error thrown here can be caught, so
+/// both runtime limits drop to zero first: the next loop iteration or
+/// function call of the rest of the call raises an error JavaScript cannot
+/// catch. The worker thread exits when the call has unwound.
+fn stop_if_abandoned(handle: &SinkHandle, ctx: &mut Context) -> JsResult<()> {
+    let abandoned = handle
+        .sink
+        .borrow()
+        .job
+        .as_ref()
+        .is_some_and(|job| job.abandoned());
+    if abandoned {
+        let limits = ctx.runtime_limits_mut();
+        limits.set_loop_iteration_limit(0);
+        limits.set_recursion_limit(0);
+        return Err(JsNativeError::error()
+            .with_message("the call was abandoned after its time budget")
+            .into());
+    }
+    Ok(())
+}
+
 /// `__settee_log(message)`: the runtime's `log` has already made it a string.
 fn native_log(
     _this: &JsValue,
@@ -698,6 +777,7 @@ fn native_log(
     handle: &SinkHandle,
     ctx: &mut Context,
 ) -> JsResult<JsValue> {
+    stop_if_abandoned(handle, ctx)?;
     let message = match args.first() {
         Some(v) => v.to_string(ctx)?.to_std_string_escaped(),
         None => String::new(),
@@ -705,8 +785,9 @@ fn native_log(
     let sink = handle.sink.borrow();
     tracing::info!(
         target: "settee::js",
-        scope = %sink.scope,
+        ddoc_id = %sink.ddoc_id,
         doc_id = sink.doc_id.as_deref().unwrap_or(""),
+        function = sink.function,
         "{message}"
     );
     Ok(JsValue::undefined())

@@ -299,7 +299,7 @@ impl ViewEngine {
     /// A design document's index state (`GET /db/_design/d/_info`).
     pub fn info(&self, ddoc_id: &str) -> Result<DesignInfo> {
         let ddoc = self.design_doc(ddoc_id)?;
-        let group = self.open_group(&ddoc.group)?;
+        let group = self.open_group(&ddoc)?;
         let update_seq = {
             let txn = group.index.read_txn()?;
             group.index.update_seq(&txn)?
@@ -412,7 +412,7 @@ impl ViewEngine {
     /// design document, as committed, in [`ViewGroup::maps`] order.
     pub fn row_counts(&self, ddoc_id: &str) -> Result<Vec<u64>> {
         let ddoc = self.design_doc(ddoc_id)?;
-        let group = self.open_group(&ddoc.group)?;
+        let group = self.open_group(&ddoc)?;
         let txn = group.index.read_txn()?;
         (0..ddoc.group.maps.len())
             .map(|tree| group.index.row_count(&txn, tree as u16))
@@ -467,10 +467,15 @@ impl ViewEngine {
                 ddoc.group.language.clone(),
             ));
         }
-        self.open_group(&ddoc.group)
+        self.open_group(ddoc)
     }
 
-    fn open_group(&self, group: &ViewGroup) -> Result<Arc<OpenGroup>> {
+    /// Opens (or finds open) the index of `ddoc`'s group. Design documents
+    /// with identical views share one group; its [`MapGroup::ddoc_id`] (for
+    /// logs) is the design document that opened it first, as CouchDB names
+    /// an index process after the design document that started it.
+    fn open_group(&self, ddoc: &DesignDoc) -> Result<Arc<OpenGroup>> {
+        let group = &ddoc.group;
         let dir = self.index_dir(&group.signature);
         let mut open = open_groups().lock().expect("registry lock");
         if let Some(existing) = open.get(&dir) {
@@ -495,6 +500,7 @@ impl ViewEngine {
         let opened = Arc::new(OpenGroup {
             map_group: Arc::new(MapGroup {
                 id: group.signature.clone(),
+                ddoc_id: ddoc.id.clone(),
                 lib: group.lib.clone(),
                 maps: group
                     .maps
