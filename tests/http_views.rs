@@ -156,6 +156,61 @@ fn view_query_errors() {
         .assert_error(405, "method_not_allowed", "Only GET,POST,HEAD allowed");
     s.admin("POST", "/db/_design/d/_view/by_n", Some(json!({"keys": 1})))
         .assert_error(400, "bad_request", "`keys` member must be an array.");
+    // The other cases of ../shared/vectors/view_query_errors.json that need a server.
+    s.admin("GET", "/db/_design/d/_view/by_n?startkey=2&endkey=1", None)
+        .assert_error(
+            400,
+            "query_parse_error",
+            "No rows can match your key range, reverse your start_key and end_key or set descending=true",
+        );
+    let not_json = s.admin("GET", "/db/_design/d/_view/by_n?startkey=foo", None);
+    assert_eq!(not_json.status, 400, "{}", not_json.text);
+    assert_eq!(not_json.json()["error"], "bad_request");
+    s.admin("POST", "/db/_design/d/_view/by_n", Some(json!([])))
+        .assert_error(400, "bad_request", "Request body must be a JSON object");
+    s.admin(
+        "POST",
+        "/db/_temp_view",
+        Some(json!({"map": "function(doc) {}"})),
+    )
+    .assert_error(410, "gone", "Temporary views are not supported in CouchDB");
+    s.admin("GET", "/db/_design/d/_view/by_n?limit=268435457", None)
+        .assert_error(
+            400,
+            "query_parse_error",
+            "Limit is too large, must not exceed 268435456",
+        );
+}
+
+#[test]
+fn query_limit_caps_and_refuses_limits() {
+    let s = http_common::Server::start_configured(Default::default(), |settee| {
+        settee.set_query_limit(3)
+    });
+    assert_eq!(s.admin("PUT", "/db", None).status, 201);
+    let docs: Vec<Value> = (1..=5).map(|n| json!({"n": n})).collect();
+    s.admin("POST", "/db/_bulk_docs", Some(json!({ "docs": docs })));
+    let ddoc = json!({"views": {"by_n": {"map": "function(doc) { emit(doc.n, null); }"}}});
+    assert_eq!(s.admin("PUT", "/db/_design/d", Some(ddoc)).status, 201);
+    let capped = s.admin("GET", "/db/_design/d/_view/by_n", None).json();
+    assert_eq!(
+        (keys(&capped).len(), capped["total_rows"].clone()),
+        (3, json!(5))
+    );
+    assert_eq!(
+        keys(
+            &s.admin("GET", "/db/_design/d/_view/by_n?limit=2", None)
+                .json()
+        )
+        .len(),
+        2
+    );
+    s.admin("GET", "/db/_design/d/_view/by_n?limit=4", None)
+        .assert_error(
+            400,
+            "query_parse_error",
+            "Limit is too large, must not exceed 3",
+        );
 }
 
 #[test]

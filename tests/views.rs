@@ -1171,3 +1171,79 @@ fn update_modes_false_lazy_and_stale() {
             == json!([{"key": null, "value": 1301}])
     });
 }
+
+#[test]
+fn a_query_waiting_for_an_index_whose_design_doc_changes_is_refused() {
+    let f = fixture();
+    // Slow enough (~5 ms a document) that the design document changes
+    // while the query waits for the build.
+    let slow =
+        "function(doc) { var t = Date.now(); while (Date.now() - t < 5) {} emit(doc.n, 1); }";
+    let first =
+        f.db.put(json!({"_id": "_design/t", "views": {"v": {"map": slow}}}))
+            .unwrap();
+    f.put_all((0..200).map(|n| json!({"n": n})).collect());
+    let views = f.views.clone();
+    let waiting = std::thread::spawn(move || views.query("_design/t", "v", &ViewQuery::new()));
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    f.db.put(json!({"_id": "_design/t", "_rev": first.rev,
+        "views": {"v": {"map": "function(doc) { emit(doc.n, 2); }"}}}))
+        .unwrap();
+    let err = waiting.join().unwrap().unwrap_err();
+    assert_eq!(
+        (err.status(), err.name(), err.reason()),
+        (
+            404,
+            "not_found",
+            "Design document was updated or deleted.".into()
+        )
+    );
+    // The next query answers for the new views.
+    let rows = f.query("v", ViewQuery::new().limit(1));
+    assert_eq!(rows["rows"][0]["value"], 2);
+    // A change that leaves the views alone (same signature) refuses nothing.
+    let current = f.db.get("_design/t", &Default::default()).unwrap();
+    let mut same_views = current.clone();
+    same_views["validate_doc_update"] = json!("function() {}");
+    f.db.put(same_views).unwrap();
+    assert_eq!(
+        f.query("v", ViewQuery::new().limit(1))["rows"][0]["value"],
+        2
+    );
+}
+
+#[test]
+fn query_limit_caps_rows_and_refuses_larger_limits() {
+    let f = fixture();
+    f.db.put(
+        json!({"_id": "_design/t", "views": {"v": {"map": "function(doc) { emit(doc.n, 1); }"}}}),
+    )
+    .unwrap();
+    f.put_all((0..10).map(|n| json!({"n": n})).collect());
+    let views = f.views.clone().with_query_limit(4);
+    let all =
+        serde_json::to_value(views.query("_design/t", "v", &ViewQuery::new()).unwrap()).unwrap();
+    assert_eq!(
+        (
+            all["rows"].as_array().unwrap().len(),
+            all["total_rows"].clone()
+        ),
+        (4, json!(10))
+    );
+    let err = views
+        .query("_design/t", "v", &ViewQuery::new().limit(5))
+        .unwrap_err();
+    assert_eq!(
+        (err.status(), err.name(), err.reason()),
+        (
+            400,
+            "query_parse_error",
+            "Limit is too large, must not exceed 4".into()
+        )
+    );
+    // CouchDB checks the limit before the other options.
+    let err = views
+        .query("_design/t", "v", &ViewQuery::new().limit(5).group(true))
+        .unwrap_err();
+    assert_eq!(err.reason(), "Limit is too large, must not exceed 4");
+}

@@ -39,10 +39,11 @@ pub(crate) struct ServeOptions {
 /// Opens the data directory, registers the admins (hashed, persisted) and
 /// serves until the process is stopped.
 pub(crate) fn run(opts: ServeOptions) -> Result<i32> {
-    let mut admins = Vec::new();
-    if let Some(path) = &opts.config {
-        admins.extend(config_admins(path)?);
-    }
+    let config = match &opts.config {
+        Some(path) => read_config(path)?,
+        None => ConfigFile::default(),
+    };
+    let mut admins = config.admins;
     if let Ok(env) = std::env::var("SETTEE_ADMIN") {
         for spec in env.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             admins.push(parse_spec(spec, "$SETTEE_ADMIN")?);
@@ -51,7 +52,11 @@ pub(crate) fn run(opts: ServeOptions) -> Result<i32> {
     for spec in &opts.admins {
         admins.push(parse_spec(spec, "--admin")?);
     }
-    let settee = Arc::new(Settee::open(&opts.dir)?);
+    let mut settee = Settee::open(&opts.dir)?;
+    if let Some(limit) = config.query_limit {
+        settee.set_query_limit(limit);
+    }
+    let settee = Arc::new(settee);
     for (name, secret) in admins {
         match secret {
             Secret::Plain(password) => settee.admins().set(&name, &password)?,
@@ -95,18 +100,27 @@ fn parse_spec(spec: &str, source: &str) -> Result<(String, Secret)> {
     Ok((name.to_owned(), Secret::Plain(password.to_owned())))
 }
 
-/// The `[admins]` section of an INI file: `name = password` lines; `;` and
-/// `#` start comments; other sections are ignored.
-fn config_admins(path: &Path) -> Result<Vec<(String, Secret)>> {
+/// What settee reads of a CouchDB `local.ini`-style `--config` file.
+#[derive(Debug, Default)]
+struct ConfigFile {
+    /// `[admins]`: `name = password` (plain or CouchDB's pbkdf2 hash).
+    admins: Vec<(String, Secret)>,
+    /// `[query_server_config] query_limit`.
+    query_limit: Option<u64>,
+}
+
+fn read_config(path: &Path) -> Result<ConfigFile> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::bad_request(format!("cannot read config file {}: {e}", path.display()))
     })?;
-    parse_ini_admins(&text).map_err(|e| Error::bad_request(format!("{}: {e}", path.display())))
+    parse_config(&text).map_err(|e| Error::bad_request(format!("{}: {e}", path.display())))
 }
 
-fn parse_ini_admins(text: &str) -> std::result::Result<Vec<(String, Secret)>, String> {
+/// Parses the INI text: `[section]` headers, `key = value` lines, `;` and
+/// `#` comments; sections settee does not use are ignored.
+fn parse_config(text: &str) -> std::result::Result<ConfigFile, String> {
     let mut section = String::new();
-    let mut out = Vec::new();
+    let mut config = ConfigFile::default();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with(';') || line.starts_with('#') {
@@ -116,27 +130,37 @@ fn parse_ini_admins(text: &str) -> std::result::Result<Vec<(String, Secret)>, St
             section = name.trim().to_owned();
             continue;
         }
-        if section != "admins" {
+        if !matches!(section.as_str(), "admins" | "query_server_config") {
             continue;
         }
         let (name, value) = line
             .split_once('=')
             .map(|(k, v)| (k.trim(), v.trim()))
             .filter(|(k, v)| !k.is_empty() && !v.is_empty())
-            .ok_or_else(|| format!("line {}: expected `name = password`", n + 1))?;
-        let secret = if value.starts_with("-pbkdf2") || value.starts_with("-hashed-") {
-            Secret::Hashed(parse_hash(value).ok_or_else(|| {
-                format!(
-                    "line {}: a hashed password is `-pbkdf2:sha256-KEY,SALT,ITERATIONS`",
-                    n + 1
-                )
-            })?)
-        } else {
-            Secret::Plain(value.to_owned())
-        };
-        out.push((name.to_owned(), secret));
+            .ok_or_else(|| format!("line {}: expected `name = value`", n + 1))?;
+        match (section.as_str(), name) {
+            ("admins", _) => {
+                let secret = if value.starts_with("-pbkdf2") || value.starts_with("-hashed-") {
+                    Secret::Hashed(parse_hash(value).ok_or_else(|| {
+                        format!(
+                            "line {}: a hashed password is `-pbkdf2:sha256-KEY,SALT,ITERATIONS`",
+                            n + 1
+                        )
+                    })?)
+                } else {
+                    Secret::Plain(value.to_owned())
+                };
+                config.admins.push((name.to_owned(), secret));
+            }
+            (_, "query_limit") => {
+                config.query_limit = Some(value.parse().map_err(|_| {
+                    format!("line {}: query_limit must be a positive integer", n + 1)
+                })?);
+            }
+            _ => {}
+        }
     }
-    Ok(out)
+    Ok(config)
 }
 
 /// CouchDB's hashed admin form with the SHA-256 PRF (the one settee stores).
@@ -159,10 +183,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ini_admins_section() {
+    fn ini_admins_and_query_limit() {
         let text = "; local.ini\n[chttpd]\nport = 1\n[admins]\nann = pw=with=equals\n# c\nbob = -pbkdf2:sha256-\
                     0000000000000000000000000000000000000000000000000000000000000000,abcd,10\n[log]\nx = y\n";
-        let admins = parse_ini_admins(text).unwrap();
+        let config = parse_config(text).unwrap();
+        let admins = config.admins;
         assert_eq!(admins.len(), 2);
         assert_eq!(
             admins[0],
@@ -171,8 +196,12 @@ mod tests {
         assert!(
             matches!(&admins[1].1, Secret::Hashed(h) if h.salt == "abcd" && h.iterations == 10)
         );
-        assert!(parse_ini_admins("[admins]\nann\n").is_err());
-        assert!(parse_ini_admins("[admins]\nann = -pbkdf2-ab,cd,1\n").is_err());
+        assert_eq!(config.query_limit, None);
+        assert!(parse_config("[admins]\nann\n").is_err());
+        assert!(parse_config("[admins]\nann = -pbkdf2-ab,cd,1\n").is_err());
+        let limited = parse_config("[query_server_config]\nquery_limit = 500\n").unwrap();
+        assert_eq!(limited.query_limit, Some(500));
+        assert!(parse_config("[query_server_config]\nquery_limit = -1\n").is_err());
         assert!(parse_spec("nopassword", "--admin").is_err());
         assert_eq!(
             parse_spec("a:b:c", "--admin").unwrap(),

@@ -44,6 +44,11 @@ pub(super) fn route(settee: &Settee, req: &Request) -> Result<Reply> {
     };
     let second = req.segments[1].as_str();
     match second {
+        "_temp_view" => Err(Error::couch(
+            410,
+            "gone",
+            "Temporary views are not supported in CouchDB",
+        )),
         "_all_docs" => all_docs(&ctx, req, AllDocsScope::All),
         "_design_docs" => all_docs(&ctx, req, AllDocsScope::Design),
         "_local_docs" => local_docs(&ctx, req),

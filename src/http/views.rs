@@ -80,12 +80,15 @@ fn queries(
     let Some(Value::Array(list)) = body.get("queries") else {
         return Err(Error::bad_request("`queries` member must be an array."));
     };
-    let engine = settee.views(&ctx.db);
-    let mut results = Vec::with_capacity(list.len());
+    let mut queries = Vec::with_capacity(list.len());
     for item in list {
         let mut q = ViewQuery::from_query_pairs(query_pairs(req))?;
         q.apply_body(item)?;
-        let mut res = to_value(&engine.query(ddoc_id, view, &q)?)?;
+        queries.push(q);
+    }
+    let mut results = Vec::with_capacity(queries.len());
+    for response in settee.views(&ctx.db).query_many(ddoc_id, view, &queries)? {
+        let mut res = to_value(&response)?;
         rewrite_seqs(&mut res);
         results.push(res);
     }

@@ -53,6 +53,8 @@ pub struct Settee {
     sessions: Sessions,
     users: auth::UserCache,
     js: JsPool,
+    /// `[query_server_config] query_limit` for every view query.
+    query_limit: u64,
 }
 
 impl std::fmt::Debug for Settee {
@@ -92,6 +94,7 @@ impl Settee {
             sessions,
             users: auth::UserCache::default(),
             js,
+            query_limit: crate::view::DEFAULT_QUERY_LIMIT,
         };
         if let Err(e) = settee.create_db(USERS_DB) {
             if !matches!(e, Error::DatabaseExists) {
@@ -148,7 +151,22 @@ impl Settee {
     /// assert_eq!(serde_json::to_value(rows).unwrap()["rows"][0]["key"], 1);
     /// ```
     pub fn views(&self, db: &Database) -> ViewEngine {
-        ViewEngine::new(db.clone(), self.js.clone())
+        ViewEngine::new(db.clone(), self.js.clone()).with_query_limit(self.query_limit)
+    }
+
+    /// Sets CouchDB's `[query_server_config] query_limit`: the most rows a
+    /// view query returns and the largest `limit` it accepts (see
+    /// [`ViewEngine::with_query_limit`]).
+    ///
+    /// ```
+    /// # use settee::server::Settee;
+    /// # use settee::js::{JsConfig, JsPool};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut settee = Settee::open_with(dir.path(), JsPool::new(JsConfig { workers: 1, ..JsConfig::default() }).unwrap()).unwrap();
+    /// settee.set_query_limit(1000);
+    /// ```
+    pub fn set_query_limit(&mut self, query_limit: u64) {
+        self.query_limit = query_limit;
     }
 
     /// The cookie session issuer.

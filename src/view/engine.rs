@@ -24,7 +24,7 @@ use crate::store::{AllDocsRow, Database, IndexChange, ReadOptions, Rev};
 use crate::view::bulk::{BulkBuildConfig, BulkBuilder};
 use crate::view::design::{DesignDoc, Reducer, ViewGroup, ViewRef};
 use crate::view::index::{DocRows, IndexIdentity, IndexStore, StoredRow};
-use crate::view::query::{ResolvedQuery, UpdateMode, ViewQuery};
+use crate::view::query::{ResolvedQuery, UpdateMode, ViewQuery, DEFAULT_QUERY_LIMIT};
 use crate::view::read::{MapRow, ReduceRow, Reduction, TreeReader};
 use crate::view::rows::{prepare_doc_rows, TreeOutput};
 
@@ -137,6 +137,7 @@ pub struct ViewEngine {
     db: Database,
     pool: JsPool,
     bulk: BulkBuildConfig,
+    query_limit: u64,
 }
 
 /// An index opened for a group, shared by every engine in the process (LMDB
@@ -162,6 +163,7 @@ impl ViewEngine {
             db,
             pool,
             bulk: BulkBuildConfig::default(),
+            query_limit: DEFAULT_QUERY_LIMIT,
         }
     }
 
@@ -169,6 +171,29 @@ impl ViewEngine {
     /// by default, with a 256 MiB sort budget.
     pub fn with_bulk_build(mut self, config: BulkBuildConfig) -> ViewEngine {
         self.bulk = config;
+        self
+    }
+
+    /// Sets the most rows one query returns and the largest `limit` it
+    /// accepts (CouchDB's `[query_server_config] query_limit`; default
+    /// [`DEFAULT_QUERY_LIMIT`](crate::view::DEFAULT_QUERY_LIMIT)).
+    ///
+    /// ```
+    /// # use serde_json::json;
+    /// # use settee::{Database, js::{JsConfig, JsPool}, view::{ViewEngine, ViewQuery}};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = Database::create(dir.path().join("db"))?;
+    /// # db.put(json!({"_id": "_design/d", "views": {"v": {"map": "function(doc) { emit(doc.n, 1); }"}}}))?;
+    /// # db.bulk_docs((0..5).map(|n| json!({"n": n})).collect(), Default::default())?;
+    /// let views = ViewEngine::new(db, JsPool::new(JsConfig::default())?).with_query_limit(3);
+    /// let all = serde_json::to_value(views.query("_design/d", "v", &ViewQuery::new())?)?;
+    /// assert_eq!(all["rows"].as_array().unwrap().len(), 3);
+    /// let err = views.query("_design/d", "v", &ViewQuery::new().limit(4)).unwrap_err();
+    /// assert_eq!(err.reason(), "Limit is too large, must not exceed 3");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_query_limit(mut self, query_limit: u64) -> ViewEngine {
+        self.query_limit = query_limit;
         self
     }
 
@@ -195,6 +220,38 @@ impl ViewEngine {
 
     /// Answers a view query, as `GET /db/_design/d/_view/v` does.
     pub fn query(&self, ddoc_id: &str, view: &str, query: &ViewQuery) -> Result<ViewResponse> {
+        let mut responses = self.query_many(ddoc_id, view, std::slice::from_ref(query))?;
+        Ok(responses.pop().expect("one response per query"))
+    }
+
+    /// Answers several queries of one view, as
+    /// `POST /db/_design/d/_view/v/queries` does: every query is checked
+    /// before any runs (one invalid query fails the call), the index is
+    /// brought up to date once (when any query asks for `update=true`), and
+    /// the responses come in query order.
+    ///
+    /// ```
+    /// # use serde_json::json;
+    /// # use settee::{Database, js::{JsConfig, JsPool}, view::{ViewEngine, ViewQuery}};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = Database::create(dir.path().join("db"))?;
+    /// # db.put(json!({"_id": "_design/d", "views": {"v": {"map": "function(doc) { emit(doc.n, 1); }", "reduce": "_count"}}}))?;
+    /// # db.bulk_docs((0..5).map(|n| json!({"n": n})).collect(), Default::default())?;
+    /// let views = ViewEngine::new(db, JsPool::new(JsConfig::default())?);
+    /// let queries = [ViewQuery::new(), ViewQuery::new().reduce(false).limit(2)];
+    /// let responses = views.query_many("_design/d", "v", &queries)?;
+    /// assert_eq!(serde_json::to_value(&responses[0])?["rows"][0]["value"], 5);
+    /// assert_eq!(serde_json::to_value(&responses[1])?["rows"].as_array().unwrap().len(), 2);
+    /// let invalid = [ViewQuery::new(), ViewQuery::new().include_docs(true)];
+    /// assert_eq!(views.query_many("_design/d", "v", &invalid).unwrap_err().name(), "query_parse_error");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn query_many(
+        &self,
+        ddoc_id: &str,
+        view: &str,
+        queries: &[ViewQuery],
+    ) -> Result<Vec<ViewResponse>> {
         let ddoc = self.design_doc(ddoc_id)?;
         let Some(view_ref) = ddoc.group.view(view) else {
             return Err(Error::not_found("missing_named_view"));
@@ -202,13 +259,31 @@ impl ViewEngine {
         let reducer = view_ref
             .reduce
             .map(|i| ddoc.group.maps[view_ref.map].reduces[i].reducer.clone());
-        let resolved = query.resolve(reducer.is_some())?;
+        let resolved = queries
+            .iter()
+            .map(|query| {
+                // CouchDB applies the limit before its other checks.
+                let limit = query.limit_within(self.query_limit)?;
+                let mut resolved = query.resolve(reducer.is_some())?;
+                resolved.options.limit = Some(limit);
+                Ok(resolved)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let wants = |mode: UpdateMode| queries.iter().any(|q| q.update == mode);
         let group = self.open_javascript_group(&ddoc)?;
-        if query.update == UpdateMode::True {
+        if wants(UpdateMode::True) {
             self.update_group(&group, &mut |_| ControlFlow::Continue(()))?;
+            // A query that waited for an index whose design document changed
+            // meanwhile would answer for views that no longer exist.
+            if self.design_doc_signature(ddoc_id)? != Some(group.group.signature.clone()) {
+                return Err(Error::not_found("Design document was updated or deleted."));
+            }
         }
-        let response = self.read_view(&group, view_ref, reducer, &resolved, query);
-        if query.update == UpdateMode::Lazy {
+        let responses = resolved
+            .iter()
+            .map(|r| self.read_view(&group, view_ref, reducer.clone(), r))
+            .collect();
+        if wants(UpdateMode::Lazy) {
             // After the read: the answer is the index as it was (CouchDB
             // updates "after the response"), and the update runs meanwhile.
             let engine = self.clone();
@@ -218,7 +293,17 @@ impl ViewEngine {
                 }
             });
         }
-        response
+        responses
+    }
+
+    /// The view-group signature of a design document as stored now; `None`
+    /// once it is deleted.
+    fn design_doc_signature(&self, ddoc_id: &str) -> Result<Option<String>> {
+        match self.design_doc(ddoc_id) {
+            Ok(ddoc) => Ok(Some(ddoc.group.signature)),
+            Err(e) if e.status() == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Answers a resolved query from the committed index.
@@ -228,8 +313,8 @@ impl ViewEngine {
         view_ref: ViewRef,
         reducer: Option<Reducer>,
         resolved: &ResolvedQuery,
-        query: &ViewQuery,
     ) -> Result<ViewResponse> {
+        let query = &resolved.options;
         let txn = group.index.read_txn()?;
         let tree = &group.group.maps[view_ref.map];
         let reader = TreeReader {

@@ -59,6 +59,6 @@ mod rows;
 pub use bulk::BulkBuildConfig;
 pub use design::{DesignDoc, MapIndex, ReduceView, Reducer, ViewGroup, ViewRef};
 pub use engine::{BuildProgress, DesignInfo, IndexInfo, IndexSizes, ViewEngine, ViewResponse};
-pub use query::{ResolvedQuery, UpdateMode, ViewQuery};
+pub use query::{ResolvedQuery, UpdateMode, ViewQuery, DEFAULT_QUERY_LIMIT};
 pub use read::{MapRow, ReduceRow};
 pub use reduce::GroupLevel;

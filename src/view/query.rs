@@ -573,6 +573,29 @@ impl ViewQuery {
         Ok(())
     }
 
+    /// The row limit under a server's `query_limit` (CouchDB's
+    /// `[query_server_config] query_limit`, [`DEFAULT_QUERY_LIMIT`] unless
+    /// configured): `limit` when it is within it, the `query_limit` itself
+    /// when no `limit` was given, else CouchDB's `query_parse_error`.
+    ///
+    /// ```
+    /// use settee::view::{ViewQuery, DEFAULT_QUERY_LIMIT};
+    /// assert_eq!(ViewQuery::new().limit(5).limit_within(10).unwrap(), 5);
+    /// assert_eq!(ViewQuery::new().limit_within(10).unwrap(), 10);
+    /// let err = ViewQuery::new().limit(11).limit_within(10).unwrap_err();
+    /// assert_eq!((err.status(), err.reason().as_str()), (400, "Limit is too large, must not exceed 10"));
+    /// assert!(ViewQuery::new().limit(DEFAULT_QUERY_LIMIT + 1).limit_within(DEFAULT_QUERY_LIMIT).is_err());
+    /// ```
+    pub fn limit_within(&self, query_limit: u64) -> Result<u64> {
+        match self.limit {
+            Some(limit) if limit > query_limit => Err(Error::query_parse(format!(
+                "Limit is too large, must not exceed {query_limit}"
+            ))),
+            Some(limit) => Ok(limit),
+            None => Ok(query_limit),
+        }
+    }
+
     /// Checks the options against the view they query and fixes the defaults,
     /// with CouchDB's checks in CouchDB's order.
     ///
@@ -638,6 +661,10 @@ impl ViewQuery {
         }
     }
 }
+
+/// CouchDB's default `query_limit` (`?MAX_VIEW_LIMIT`, 2^28): the most rows
+/// one view query returns, and the largest `limit` it accepts.
+pub const DEFAULT_QUERY_LIMIT: u64 = 0x1000_0000;
 
 /// A query checked against its view: what the engine executes.
 ///

@@ -41,8 +41,15 @@ impl Server {
 
     /// A server with `config` (and the test admin).
     pub fn start_with(config: HttpConfig) -> Server {
+        Server::start_configured(config, |_| {})
+    }
+
+    /// A server with `config`, and `configure` run on it before it serves.
+    pub fn start_configured(config: HttpConfig, configure: impl FnOnce(&mut Settee)) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let settee = Arc::new(Settee::open(dir.path()).unwrap());
+        let mut settee = Settee::open(dir.path()).unwrap();
+        configure(&mut settee);
+        let settee = Arc::new(settee);
         settee.admins().set(ADMIN.0, ADMIN.1).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
