@@ -75,7 +75,9 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StoreOptions {
-    /// Initial LMDB map size in bytes; the map doubles whenever it fills.
+    /// Initial LMDB map size in bytes (address space, not disk). The map
+    /// then grows ahead of the data, at moments when no reader is open, so
+    /// that a long reader never blocks a writer (see `src/store/storage.rs`).
     pub initial_map_size: usize,
     /// Largest accepted document body, in bytes of JSON (CouchDB's
     /// `max_document_size`, default 8,000,000).
