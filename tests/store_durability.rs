@@ -275,6 +275,7 @@ fn interrupted_compaction_leaves_the_old_generation_in_force() {
     let db = Database::open(&path).unwrap();
     assert_eq!(db.get("kept", &ReadOptions::default()).unwrap()["v"], 1);
     assert!(!path.join("store-1").exists());
+    assert!(!path.join("CURRENT.tmp").exists());
     db.put(json!({"_id": "more"})).unwrap();
     db.compact().unwrap();
     assert_eq!(db.info().unwrap().doc_count, 2);

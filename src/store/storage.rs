@@ -458,8 +458,10 @@ fn is_generation(name: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Removes generation directories other than `keep`: leftovers of a crash
-/// during compaction or creation, or of a replaced generation.
+/// Removes generation directories other than `keep` and a pointer file left
+/// half-written (`CURRENT.tmp`): leftovers of a crash during compaction or
+/// creation, or of a replaced generation. `CURRENT` alone decides which
+/// generation is live, so none of these can hold anything acknowledged.
 pub(crate) fn remove_stale_generations(db_dir: &Path, keep: &str) -> Result<()> {
     for entry in fs::read_dir(db_dir)? {
         let entry = entry?;
@@ -469,6 +471,18 @@ pub(crate) fn remove_stale_generations(db_dir: &Path, keep: &str) -> Result<()> 
             fs::remove_dir_all(entry.path())?;
         }
     }
+    match fs::remove_file(db_dir.join(format!("{CURRENT_FILE}.tmp"))) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Makes a new generation directory and its files durable before `CURRENT`
+/// may name it: its own entries, and its entry in the database directory.
+/// (The LMDB commits and the copy fsync the file contents themselves.)
+pub(crate) fn sync_generation_dir(db_dir: &Path, generation: &str) -> Result<()> {
+    fs::File::open(db_dir.join(generation))?.sync_all()?;
+    fs::File::open(db_dir)?.sync_all()?;
     Ok(())
 }
 
