@@ -286,3 +286,52 @@ fn interrupted_compaction_leaves_the_old_generation_in_force() {
         "store-1"
     );
 }
+
+/// `sizes.active` counts the pages of live data: positive, never above the
+/// file, growing with the data, and back down once compaction has dropped
+/// the bodies of a heavily edited database's old revisions.
+#[test]
+fn active_size_follows_the_live_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path().join("db")).unwrap();
+    let sizes = |db: &Database| {
+        let s = db.info().unwrap().sizes;
+        assert!(s.active > 0 && s.active <= s.file, "{s:?}");
+        s
+    };
+    let empty = sizes(&db);
+    let body = "b".repeat(3000);
+    let mut revs: Vec<String> = (0..100)
+        .map(|i| {
+            db.put(json!({"_id": format!("e{i:03}"), "v": 0, "body": body}))
+                .unwrap()
+                .rev
+        })
+        .collect();
+    let loaded = sizes(&db);
+    assert!(loaded.active >= empty.active + 100 * 3000, "{loaded:?}");
+    // Ten more full-size revisions of every document: old bodies stay
+    // until compaction.
+    for v in 1..=10 {
+        for (i, rev) in revs.iter_mut().enumerate() {
+            let doc = json!({"_id": format!("e{i:03}"), "_rev": rev, "v": v, "body": body});
+            *rev = db.put(doc).unwrap().rev;
+        }
+    }
+    let edited = sizes(&db);
+    assert!(
+        edited.active > 5 * loaded.active,
+        "{edited:?} vs {loaded:?}"
+    );
+    db.compact().unwrap();
+    let compacted = sizes(&db);
+    assert!(
+        compacted.active < edited.active / 4,
+        "{compacted:?} vs {edited:?}"
+    );
+    assert!(
+        compacted.file < edited.file / 2,
+        "{compacted:?} vs {edited:?}"
+    );
+    assert!(compacted.active >= 100 * 3000, "{compacted:?}");
+}

@@ -134,7 +134,8 @@ pub enum OpenMode {
 pub struct DbSizes {
     /// Bytes of the data file on disk.
     pub file: u64,
-    /// Bytes of live data in the file.
+    /// Bytes of the file's pages holding live data (free pages left by
+    /// old versions excluded: compaction gives those back).
     pub active: u64,
     /// Bytes of the winning revisions' JSON bodies.
     pub external: u64,
@@ -1035,7 +1036,8 @@ impl Database {
     /// ```
     pub fn info(&self) -> Result<DbInfo> {
         let generation = self.shared.current();
-        let counters = generation.read(meta::Counters::load)?;
+        let (counters, active) =
+            generation.read(|txn, t| Ok((meta::Counters::load(txn, t)?, t.live_bytes(txn)?)))?;
         Ok(DbInfo {
             instance_start_time: self.shared.instance_start_time.clone(),
             db_name: self.shared.name.clone(),
@@ -1043,7 +1045,7 @@ impl Database {
             update_seq: counters.update_seq,
             sizes: DbSizes {
                 file: generation.file_size(),
-                active: generation.active_size(),
+                active,
                 external: counters.external_size,
             },
             props: serde_json::Map::new(),

@@ -68,6 +68,28 @@ pub(crate) struct Tables {
     pub meta: heed::Database<'static, Str, Bytes>,
 }
 
+impl Tables {
+    /// Bytes of the pages holding live data on this snapshot: every table's
+    /// branch, leaf and overflow pages plus LMDB's two meta pages (the
+    /// catalogue of table names fits in a page and is left out). Free pages
+    /// (old page versions awaiting reuse) are not counted: they are the
+    /// part of the file that compaction gives back.
+    pub fn live_bytes(&self, txn: &RoTxn<'_, WithoutTls>) -> heed::Result<u64> {
+        let stats = [
+            self.docs.stat(txn)?,
+            self.bodies.stat(txn)?,
+            self.by_seq.stat(txn)?,
+            self.local.stat(txn)?,
+            self.meta.stat(txn)?,
+        ];
+        let pages: usize = stats
+            .iter()
+            .map(|s| s.branch_pages + s.leaf_pages + s.overflow_pages)
+            .sum();
+        Ok(((pages + 2) * page_size()) as u64)
+    }
+}
+
 /// An error inside a transaction closure: either LMDB's, kept raw so a full
 /// map can be told apart and retried, or a settee error.
 pub(crate) enum TxnError {
@@ -390,11 +412,6 @@ impl Generation {
     /// Bytes used by the data file on disk.
     pub fn file_size(&self) -> u64 {
         self.env.real_disk_size().unwrap_or(0)
-    }
-
-    /// Bytes of the map holding live pages (an upper bound of the live data).
-    pub fn active_size(&self) -> u64 {
-        self.map_usage().0 as u64
     }
 
     /// Writes a compacted copy of the environment to `path` (a file).
