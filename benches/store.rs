@@ -1,12 +1,13 @@
 //! Document store benchmarks: single puts (one durable transaction each),
-//! batched puts, gets, and the indexer's feed.
+//! batched puts, a bulk import into a fresh database, gets, and the
+//! indexer's feed.
 //!
 //! `cargo bench --bench store`
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
 use serde_json::json;
 use settee::bench_data::OrdersGenerator;
 use settee::{BulkOptions, Database, ReadOptions};
@@ -62,6 +63,42 @@ fn put(c: &mut Criterion) {
     g.finish();
 }
 
+/// Documents per bulk import, and per transaction (as `settee import`).
+const IMPORT_DOCS: usize = 50_000;
+const IMPORT_BATCH: usize = 10_000;
+
+/// What `settee import` does after parsing: validate and serialise a batch
+/// (`prepare_bulk`, spread over cores), then write it in one transaction,
+/// into a fresh database each time.
+fn import(c: &mut Criterion) {
+    let mut g = c.benchmark_group("import");
+    g.throughput(Throughput::Elements(IMPORT_DOCS as u64));
+    g.sample_size(10).sampling_mode(SamplingMode::Flat);
+    g.bench_function("bulk_import_50k_orders_fresh_db", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().unwrap();
+                let db = Database::create(dir.path().join("db")).unwrap();
+                let docs: Vec<_> = OrdersGenerator::new(42).take(IMPORT_DOCS).collect();
+                (dir, db, docs)
+            },
+            |(dir, db, mut docs)| {
+                while !docs.is_empty() {
+                    let rest = docs.split_off(IMPORT_BATCH.min(docs.len()));
+                    let batch = db
+                        .prepare_bulk(black_box(docs), BulkOptions::default())
+                        .unwrap();
+                    db.write_prepared(batch).unwrap();
+                    docs = rest;
+                }
+                (dir, db)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
 fn get(c: &mut Criterion) {
     let (_dir, db) = loaded_db(100_000);
     let mut g = c.benchmark_group("get");
@@ -96,6 +133,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
-    targets = put, get
+    targets = put, import, get
 }
 criterion_main!(benches);

@@ -51,6 +51,73 @@ fn map_grows_on_demand_from_one_mebibyte() {
     );
 }
 
+/// A reader holding one snapshot for a long time (here a changes feed whose
+/// filter blocks on its first document) while a writer writes far more data
+/// than the initial map holds: the writer finishes while the reader is
+/// still open, and the reader then completes on its own snapshot.
+#[test]
+fn a_long_reader_never_blocks_a_writer_that_outgrows_the_map() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StoreOptions::default().initial_map_size(1 << 20);
+    let db = Database::open_with(dir.path().join("db"), OpenMode::Create, opts).unwrap();
+    for i in 0..10 {
+        db.put(json!({"_id": format!("before{i}")})).unwrap();
+    }
+    let (opened_tx, opened) = crossbeam_channel::bounded::<()>(1);
+    let (release, released) = crossbeam_channel::bounded::<()>(1);
+    let reader = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let first = AtomicBool::new(true);
+            let hold = settee::ChangesFilter::Predicate(Arc::new(move |_doc| {
+                // Only the first call blocks, holding the snapshot open.
+                if first.swap(false, Ordering::SeqCst) {
+                    opened_tx.send(()).unwrap();
+                    let _ = released.recv_timeout(Duration::from_secs(120));
+                }
+                true
+            }));
+            db.changes(&ChangesQuery::new().filter(hold)).unwrap()
+        })
+    };
+    opened.recv_timeout(Duration::from_secs(30)).unwrap();
+    // ~24 MB in 120 transactions while the snapshot stays open: far beyond
+    // the 1 MiB initial map, and no page can be reused meanwhile.
+    let (done_tx, done) = crossbeam_channel::bounded(1);
+    let writer = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let filler = "w".repeat(2000);
+            for batch in 0..120 {
+                let docs = (0..100)
+                    .map(|i| json!({"_id": format!("w{batch:03}-{i:03}"), "fill": filler}))
+                    .collect();
+                let res = db.bulk_docs(docs, BulkOptions::default()).unwrap();
+                assert!(res.iter().all(|r| !r.is_error()));
+            }
+            done_tx.send(()).unwrap();
+        })
+    };
+    let finished = done.recv_timeout(Duration::from_secs(60));
+    // Let the reader go in any case, so a failure does not hang the test.
+    release.send(()).unwrap();
+    assert!(
+        finished.is_ok(),
+        "the writer was stalled by the open reader"
+    );
+    writer.join().unwrap();
+    let info = db.info().unwrap();
+    assert_eq!(info.doc_count, 10 + 12_000);
+    assert!(info.sizes.file > 16 << 20, "{:?}", info.sizes);
+    // The reader saw its snapshot: the ten documents written before it.
+    let feed = reader.join().unwrap();
+    let ids: Vec<_> = feed.results.iter().map(|r| r.id.as_str()).collect();
+    let before: Vec<_> = (0..10).map(|i| format!("before{i}")).collect();
+    assert_eq!(ids, before);
+    assert_eq!(feed.last_seq, 10);
+}
+
 #[test]
 fn compaction_drops_old_bodies_and_keeps_everything_else() {
     let dir = tempfile::tempdir().unwrap();
@@ -208,6 +275,7 @@ fn interrupted_compaction_leaves_the_old_generation_in_force() {
     let db = Database::open(&path).unwrap();
     assert_eq!(db.get("kept", &ReadOptions::default()).unwrap()["v"], 1);
     assert!(!path.join("store-1").exists());
+    assert!(!path.join("CURRENT.tmp").exists());
     db.put(json!({"_id": "more"})).unwrap();
     db.compact().unwrap();
     assert_eq!(db.info().unwrap().doc_count, 2);
@@ -217,4 +285,53 @@ fn interrupted_compaction_leaves_the_old_generation_in_force() {
             .trim(),
         "store-1"
     );
+}
+
+/// `sizes.active` counts the pages of live data: positive, never above the
+/// file, growing with the data, and back down once compaction has dropped
+/// the bodies of a heavily edited database's old revisions.
+#[test]
+fn active_size_follows_the_live_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path().join("db")).unwrap();
+    let sizes = |db: &Database| {
+        let s = db.info().unwrap().sizes;
+        assert!(s.active > 0 && s.active <= s.file, "{s:?}");
+        s
+    };
+    let empty = sizes(&db);
+    let body = "b".repeat(3000);
+    let mut revs: Vec<String> = (0..100)
+        .map(|i| {
+            db.put(json!({"_id": format!("e{i:03}"), "v": 0, "body": body}))
+                .unwrap()
+                .rev
+        })
+        .collect();
+    let loaded = sizes(&db);
+    assert!(loaded.active >= empty.active + 100 * 3000, "{loaded:?}");
+    // Ten more full-size revisions of every document: old bodies stay
+    // until compaction.
+    for v in 1..=10 {
+        for (i, rev) in revs.iter_mut().enumerate() {
+            let doc = json!({"_id": format!("e{i:03}"), "_rev": rev, "v": v, "body": body});
+            *rev = db.put(doc).unwrap().rev;
+        }
+    }
+    let edited = sizes(&db);
+    assert!(
+        edited.active > 5 * loaded.active,
+        "{edited:?} vs {loaded:?}"
+    );
+    db.compact().unwrap();
+    let compacted = sizes(&db);
+    assert!(
+        compacted.active < edited.active / 4,
+        "{compacted:?} vs {edited:?}"
+    );
+    assert!(
+        compacted.file < edited.file / 2,
+        "{compacted:?} vs {edited:?}"
+    );
+    assert!(compacted.active >= 100 * 3000, "{compacted:?}");
 }

@@ -552,3 +552,113 @@ fn metadata_is_durable() {
     assert_eq!(db.get_meta("security").unwrap(), None);
     assert_eq!(db.update_seq().unwrap(), 0);
 }
+
+/// Whether any row of an `_all_docs` answer is a `_local/` document.
+fn has_local_row(resp: &settee::AllDocsResponse) -> bool {
+    let rows = serde_json::to_value(&resp.rows).unwrap();
+    rows.as_array().unwrap().iter().any(|r| {
+        r["id"].as_str().is_some_and(|id| id.starts_with("_local/"))
+            || r.get("doc").is_some_and(|d| {
+                d["_id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with("_local/"))
+            })
+    })
+}
+
+/// `_local/` documents are not documents: however they are written (the
+/// local API, `put`, `bulk_docs`, deletes), they appear in no `_all_docs`
+/// range, no changes feed (`since=0`, every style and filter, descending,
+/// the indexer's feed, a live subscription) and move no counter.
+#[test]
+fn local_docs_stay_out_of_all_docs_changes_and_counters() {
+    let (_d, db) = populated();
+    let before = db.info().unwrap();
+    let rx = db.subscribe();
+    // Written every way a local document can be, sorting before, among and
+    // after the real ids.
+    db.put_local("_local/a", json!({"cp": 1})).unwrap();
+    db.put_local("_local/a", json!({"cp": 2, "_rev": "0-1"}))
+        .unwrap();
+    db.put(json!({"_id": "_local/m", "x": 1})).unwrap();
+    let bulk = vec![json!({"_id": "_local/z"}), json!({"_id": "_local/zz"})];
+    let res = db.bulk_docs(bulk, BulkOptions::default()).unwrap();
+    assert!(res.iter().all(|r| !r.is_error()));
+    db.delete_local("_local/zz").unwrap();
+    let after = db.info().unwrap();
+    assert_eq!(
+        (after.doc_count, after.doc_del_count, after.update_seq),
+        (before.doc_count, before.doc_del_count, before.update_seq)
+    );
+    assert!(rx.try_recv().is_err(), "a local write was published");
+    assert_eq!(db.local_docs(false, false).unwrap().len(), 3);
+
+    // `_all_docs`: every range form, including ranges around `_local/`.
+    let queries = [
+        AllDocsQuery::new(),
+        AllDocsQuery::new().descending(true),
+        AllDocsQuery::new().include_docs(true),
+        AllDocsQuery::new().start_key("_").end_key("_z"),
+        AllDocsQuery::new().start_key("_local/").end_key("_local0"),
+        AllDocsQuery::new()
+            .start_key("_local0")
+            .end_key("_local/")
+            .descending(true),
+        AllDocsQuery::new().key("_local/a"),
+        AllDocsQuery::new()
+            .start_key("_local/a")
+            .end_key("_local/m")
+            .inclusive_end(false),
+        AllDocsQuery::new().skip(1).limit(100),
+    ];
+    let live = before.doc_count;
+    for q in &queries {
+        let resp = db.all_docs(q).unwrap();
+        assert!(!has_local_row(&resp), "{q:?}: {:?}", resp.rows);
+        assert_eq!(resp.total_rows, live, "{q:?}");
+    }
+    let everything = db.all_docs(&AllDocsQuery::new()).unwrap();
+    assert_eq!(everything.rows.len() as u64, live);
+    let local_range = db
+        .all_docs(&AllDocsQuery::new().start_key("_local/").end_key("_local0"))
+        .unwrap();
+    assert!(local_range.rows.is_empty());
+
+    // The changes feed in every form.
+    let feeds = [
+        ChangesQuery::new(),
+        ChangesQuery::new().since(Since::Seq(0)),
+        ChangesQuery::new().descending(true),
+        ChangesQuery::new().include_docs(true),
+        ChangesQuery::new().style(ChangesStyle::AllDocs),
+        ChangesQuery::new().filter(ChangesFilter::DocIds(vec!["_local/a".into(), "g00".into()])),
+        ChangesQuery::new().filter(ChangesFilter::Design),
+        ChangesQuery::new().filter(ChangesFilter::Predicate(Arc::new(|_| true))),
+    ];
+    for q in &feeds {
+        let feed = db.changes(q).unwrap();
+        assert!(
+            feed.results.iter().all(|r| !r.id.starts_with("_local/")),
+            "{q:?}: {:?}",
+            feed.results
+        );
+        if !q.descending {
+            // (Descending, `last_seq` is the seq of the last row, as in CouchDB.)
+            assert_eq!(feed.last_seq, before.update_seq, "{q:?}");
+        }
+    }
+    assert_eq!(db.changes(&ChangesQuery::new()).unwrap().results.len(), 7);
+    let doc_ids = ChangesQuery::new().filter(ChangesFilter::DocIds(vec!["_local/a".into()]));
+    assert!(db.changes(&doc_ids).unwrap().results.is_empty());
+    let indexing = db.changes_for_indexing(0, 100).unwrap();
+    assert!(indexing.iter().all(|c| !c.id.starts_with("_local/")));
+    assert_eq!(indexing.len(), 7);
+
+    // The live subscription: the next event is the next real write.
+    db.put_local("_local/a", json!({"cp": 3, "_rev": "0-2"}))
+        .unwrap();
+    db.put(json!({"_id": "real"})).unwrap();
+    let e = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!((e.id.as_str(), e.seq), ("real", before.update_seq + 1));
+    assert!(rx.try_recv().is_err());
+}

@@ -70,6 +70,13 @@ fn run(shared: &Shared) -> Result<()> {
         }
     }
     copy_local_and_meta(&old, &new)?;
+    // The switch. Crash windows: before the rename inside `write_current`,
+    // `CURRENT` names the old generation, which every acknowledged write
+    // reached (writers are held from here on); after it, the new one, which
+    // holds all of them (replayed and committed above) and is durable.
+    // Whatever is left over (the other generation, `CURRENT.tmp`) is removed
+    // at the next open.
+    storage::sync_generation_dir(&shared.path, &new_name)?;
     storage::write_current(&shared.path, &new_name)?;
     *shared.generation.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
     drop(old);

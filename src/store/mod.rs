@@ -77,7 +77,9 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StoreOptions {
-    /// Initial LMDB map size in bytes; the map doubles whenever it fills.
+    /// Initial LMDB map size in bytes (address space, not disk). The map
+    /// then grows ahead of the data, at moments when no reader is open, so
+    /// that a long reader never blocks a writer (see `src/store/storage.rs`).
     pub initial_map_size: usize,
     /// Largest accepted document body, in bytes of JSON (CouchDB's
     /// `max_document_size`, default 8,000,000).
@@ -134,7 +136,8 @@ pub enum OpenMode {
 pub struct DbSizes {
     /// Bytes of the data file on disk.
     pub file: u64,
-    /// Bytes of live data in the file.
+    /// Bytes of the file's pages holding live data (free pages left by
+    /// old versions excluded: compaction gives those back).
     pub active: u64,
     /// Bytes of the winning revisions' JSON bodies.
     pub external: u64,
@@ -1137,7 +1140,8 @@ impl Database {
     pub fn info(&self) -> Result<DbInfo> {
         self.authorize()?;
         let generation = self.shared.current();
-        let counters = generation.read(meta::Counters::load)?;
+        let (counters, active) =
+            generation.read(|txn, t| Ok((meta::Counters::load(txn, t)?, t.live_bytes(txn)?)))?;
         Ok(DbInfo {
             instance_start_time: self.shared.instance_start_time.clone(),
             db_name: self.shared.name.clone(),
@@ -1145,7 +1149,7 @@ impl Database {
             update_seq: counters.update_seq,
             sizes: DbSizes {
                 file: generation.file_size(),
-                active: generation.active_size(),
+                active,
                 external: counters.external_size,
             },
             props: serde_json::Map::new(),

@@ -5,6 +5,37 @@
 //! generation directory (`store-<n>/`, an LMDB environment). Compaction
 //! writes a new generation and atomically replaces `CURRENT`, so a crash at
 //! any moment leaves either the old or the new generation in force.
+//!
+//! # Map growth and readers
+//!
+//! LMDB maps the data file into memory; a write that needs pages beyond the
+//! map size fails with `MDB_MAP_FULL`. Growing the map
+//! (`mdb_env_set_mapsize`) unmaps and remaps the file, so it may only run
+//! while *no* transaction is open in the process: a reader's pages would
+//! dangle. LMDB cannot pin a snapshot across transactions either, so a
+//! reader cannot be asked to step aside and resume on the same snapshot.
+//! The only way for writers never to wait for readers is therefore to have
+//! the map already large enough whenever a reader is open.
+//!
+//! **Invariant (headroom):** before each write transaction the writer checks
+//! the free part of the map; when it is below half of the headroom
+//! ([`headroom`]: the larger of [`MIN_HEADROOM`] and the used size), the map
+//! is grown to `used + headroom`, but only if no transaction is open at that
+//! moment (the gate is *tried*, never waited for). A writer thus waits for
+//! readers only when one reader stays open while more than half a headroom
+//! (at least 512 MiB of pages, or half the database) is written; then the
+//! write hits `MDB_MAP_FULL` and [`Generation::write`] falls back to a
+//! growth that waits for the open readers to finish.
+//!
+//! Why not map a huge size (say 1 TiB) up front, as the view indexes do:
+//! the map costs address space for as long as the environment is open, and
+//! a process holds one environment per database generation plus one per
+//! view index. 47-bit user space (128 TiB) fits about a hundred such maps,
+//! less under `RLIMIT_AS` or on 39-bit arm64 kernels. Headroom proportional
+//! to the data keeps the reservation at most about twice the data plus
+//! 1 GiB, while still making growth rare (O(log size) times past 1 GiB).
+//! A remap also checks first that the address space exists, because a
+//! failed `mdb_env_set_mapsize` leaves the environment unmapped.
 
 use std::fs;
 use std::io::Write;
@@ -35,6 +66,28 @@ pub(crate) struct Tables {
     pub local: heed::Database<'static, Bytes, Bytes>,
     /// metadata name → bytes (counters, revs_limit, user metadata).
     pub meta: heed::Database<'static, Str, Bytes>,
+}
+
+impl Tables {
+    /// Bytes of the pages holding live data on this snapshot: every table's
+    /// branch, leaf and overflow pages plus LMDB's two meta pages (the
+    /// catalogue of table names fits in a page and is left out). Free pages
+    /// (old page versions awaiting reuse) are not counted: they are the
+    /// part of the file that compaction gives back.
+    pub fn live_bytes(&self, txn: &RoTxn<'_, WithoutTls>) -> heed::Result<u64> {
+        let stats = [
+            self.docs.stat(txn)?,
+            self.bodies.stat(txn)?,
+            self.by_seq.stat(txn)?,
+            self.local.stat(txn)?,
+            self.meta.stat(txn)?,
+        ];
+        let pages: usize = stats
+            .iter()
+            .map(|s| s.branch_pages + s.leaf_pages + s.overflow_pages)
+            .sum();
+        Ok(((pages + 2) * page_size()) as u64)
+    }
 }
 
 /// An error inside a transaction closure: either LMDB's, kept raw so a full
@@ -100,8 +153,12 @@ pub(crate) struct Generation {
     env: Env<WithoutTls>,
     /// The tables.
     pub tables: Tables,
-    /// Readers hold it shared; growing the map takes it exclusively, because
-    /// LMDB may only be resized while no transaction is open in the process.
+    /// Every transaction (read or write) holds it shared for its lifetime;
+    /// changing the map size holds it exclusively, because LMDB may only be
+    /// resized while no transaction is open in the process. Only
+    /// [`Generation::grow`] (a write that hit `MDB_MAP_FULL`) ever *waits*
+    /// for it exclusively; every other resize only tries it, so a long
+    /// reader never stalls them (see the module documentation).
     gate: RwLock<()>,
     /// Directory of this generation.
     pub dir: PathBuf,
@@ -119,6 +176,48 @@ fn page_size() -> usize {
 fn round_to_pages(n: usize) -> usize {
     let page = page_size();
     n.div_ceil(page).max(1) * page
+}
+
+/// The least free map space the writer keeps ahead of the data.
+pub(crate) const MIN_HEADROOM: usize = 1 << 30;
+
+/// Free map space to keep ahead of `used` bytes of data: proportional to
+/// the data, so growth past [`MIN_HEADROOM`] happens O(log size) times.
+fn headroom(used: usize) -> usize {
+    used.max(MIN_HEADROOM)
+}
+
+/// The map size to grow to, if a map of `map_size` bytes holding `used`
+/// bytes has less than half a headroom free (hysteresis: no growth attempt
+/// on every write).
+fn headroom_target(used: usize, map_size: usize) -> Option<usize> {
+    let room = headroom(used);
+    (map_size.saturating_sub(used) < room / 2).then(|| round_to_pages(used.saturating_add(room)))
+}
+
+/// Whether `bytes` of address space can be mapped now. `mdb_env_set_mapsize`
+/// unmaps the old map before mapping the new one and leaves the environment
+/// without a map when that fails, so a remap is only attempted after an
+/// equivalent reservation succeeded (while the old map still exists, so the
+/// probe is, if anything, stricter than the remap).
+fn address_space_available(bytes: usize) -> bool {
+    // SAFETY: an anonymous, inaccessible, unreserved mapping touches no
+    // memory and is unmapped at once; it aliases nothing.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return false;
+        }
+        libc::munmap(p, bytes);
+    }
+    true
 }
 
 impl Generation {
@@ -178,14 +277,17 @@ impl Generation {
         }
     }
 
-    /// Runs `f` in a write transaction and commits it. When the map is full
-    /// the transaction is dropped, the map doubled and `f` run again, so `f`
-    /// must not have effects outside the transaction.
+    /// Runs `f` in a write transaction and commits it. The map is first
+    /// grown ahead of need if no reader is open (the headroom invariant of
+    /// the module documentation). When the map is full anyway the
+    /// transaction is dropped, the map grown (waiting for open readers) and
+    /// `f` run again, so `f` must not have effects outside the transaction.
     /// Callers serialise writers (the store's write lock) before calling.
     pub fn write<T>(
         &self,
         mut f: impl FnMut(&mut RwTxn<'_>, &Tables) -> TxnResult<T>,
     ) -> Result<T> {
+        self.keep_headroom();
         loop {
             let attempt = {
                 let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
@@ -211,11 +313,58 @@ impl Generation {
         }
     }
 
-    /// Doubles the map size. Waits for readers to finish their transactions.
+    /// Bytes of the map in use (up to the last allocated page) and the map size.
+    fn map_usage(&self) -> (usize, usize) {
+        let info = self.env.info();
+        ((info.last_page_number + 1) * page_size(), info.map_size)
+    }
+
+    /// Grows the map ahead of need when less than half a headroom is free,
+    /// but only if no transaction is open right now: it never waits, so a
+    /// long reader delays growth without ever stalling the writer.
+    fn keep_headroom(&self) {
+        let (used, map_size) = self.map_usage();
+        let Some(new_size) = headroom_target(used, map_size) else {
+            return;
+        };
+        // A reader is open (possibly in this very thread): try again at the
+        // next write; the map still has half a headroom free.
+        let Ok(_gate) = self.gate.try_write() else {
+            return;
+        };
+        if !address_space_available(new_size) {
+            tracing::warn!(
+                new_size,
+                "no address space to grow the LMDB map ahead of need"
+            );
+            return;
+        }
+        tracing::debug!(used, new_size, dir = %self.dir.display(), "growing the LMDB map ahead of need");
+        // SAFETY: no transaction is open: writers are serialised by the
+        // caller (whose own transaction is not open yet), and the gate,
+        // held exclusively, excludes every reader.
+        if let Err(e) = unsafe { self.env.resize(new_size) } {
+            tracing::warn!(error = %e, "growing the LMDB map ahead of need failed");
+        }
+    }
+
+    /// Grows the map after `MDB_MAP_FULL`: to at least twice its size and a
+    /// full headroom above the data. This is the one place that waits for
+    /// open readers (the headroom ran out while a reader stayed open).
     fn grow(&self) -> Result<()> {
         let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
-        let new_size = round_to_pages(self.env.info().map_size.saturating_mul(2));
-        tracing::debug!(new_size, dir = %self.dir.display(), "growing the LMDB map");
+        let (used, map_size) = self.map_usage();
+        let new_size = round_to_pages(
+            map_size
+                .saturating_mul(2)
+                .max(used.saturating_add(headroom(used))),
+        );
+        if !address_space_available(new_size) {
+            return Err(Error::StorageFull(format!(
+                "no address space left to grow the LMDB map to {new_size} bytes"
+            )));
+        }
+        tracing::debug!(new_size, dir = %self.dir.display(), "growing the full LMDB map");
         // SAFETY: no transaction is open: writers are serialised by the caller
         // (which dropped its own), and the gate excludes every reader.
         unsafe { self.env.resize(new_size) }.map_err(heed_error)
@@ -263,11 +412,6 @@ impl Generation {
     /// Bytes used by the data file on disk.
     pub fn file_size(&self) -> u64 {
         self.env.real_disk_size().unwrap_or(0)
-    }
-
-    /// Bytes of the map holding live pages (an upper bound of the live data).
-    pub fn active_size(&self) -> u64 {
-        ((self.env.info().last_page_number + 1) * page_size()) as u64
     }
 
     /// Writes a compacted copy of the environment to `path` (a file).
@@ -331,8 +475,10 @@ fn is_generation(name: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Removes generation directories other than `keep`: leftovers of a crash
-/// during compaction or creation, or of a replaced generation.
+/// Removes generation directories other than `keep` and a pointer file left
+/// half-written (`CURRENT.tmp`): leftovers of a crash during compaction or
+/// creation, or of a replaced generation. `CURRENT` alone decides which
+/// generation is live, so none of these can hold anything acknowledged.
 pub(crate) fn remove_stale_generations(db_dir: &Path, keep: &str) -> Result<()> {
     for entry in fs::read_dir(db_dir)? {
         let entry = entry?;
@@ -342,6 +488,18 @@ pub(crate) fn remove_stale_generations(db_dir: &Path, keep: &str) -> Result<()> 
             fs::remove_dir_all(entry.path())?;
         }
     }
+    match fs::remove_file(db_dir.join(format!("{CURRENT_FILE}.tmp"))) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Makes a new generation directory and its files durable before `CURRENT`
+/// may name it: its own entries, and its entry in the database directory.
+/// (The LMDB commits and the copy fsync the file contents themselves.)
+pub(crate) fn sync_generation_dir(db_dir: &Path, generation: &str) -> Result<()> {
+    fs::File::open(db_dir.join(generation))?.sync_all()?;
+    fs::File::open(db_dir)?.sync_all()?;
     Ok(())
 }
 
@@ -382,6 +540,26 @@ mod tests {
             libc::EIO,
         )));
         assert_eq!(other.status(), 500);
+    }
+
+    #[test]
+    fn the_map_grows_ahead_of_the_data() {
+        let mib = 1 << 20;
+        // A fresh 1 MiB map gets a full headroom at the first write.
+        assert_eq!(
+            headroom_target(8192, mib),
+            Some(round_to_pages(8192 + MIN_HEADROOM))
+        );
+        // Half a headroom still free: no growth attempt.
+        assert_eq!(
+            headroom_target(100 * mib, 100 * mib + MIN_HEADROOM / 2),
+            None
+        );
+        // Past MIN_HEADROOM the headroom is the size of the data.
+        let used = 4 * MIN_HEADROOM;
+        assert_eq!(headroom_target(used, used + used / 2), None);
+        assert_eq!(headroom_target(used, used + used / 2 - 1), Some(2 * used));
+        assert!(address_space_available(MIN_HEADROOM));
     }
 
     #[test]
