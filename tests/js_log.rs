@@ -90,10 +90,10 @@ fn log_names_the_design_doc_and_the_doc() {
     pool.validate(&ValidateCall {
         ddoc_id: "_design/rules".into(),
         ddoc: Arc::new(ddoc.clone()),
-        new_doc: json!({"_id": "v1"}),
+        new_doc: json!({"_id": "v1"}).into(),
         old_doc: None,
-        user_ctx: json!({"db": "db", "name": null, "roles": []}),
-        sec_obj: json!({}),
+        user_ctx: json!({"db": "db", "name": null, "roles": []}).into(),
+        sec_obj: json!({}).into(),
     })
     .unwrap();
     let fields = logged("validating v1").1;

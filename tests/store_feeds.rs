@@ -450,7 +450,11 @@ impl UpdateValidator for Probe {
         let mut seen = self.seen.lock().unwrap();
         reqs.iter()
             .map(|r| {
-                seen.push((r.new_doc.clone(), r.old_doc.clone(), r.user.clone()));
+                seen.push((
+                    (*r.new_doc).clone(),
+                    r.old_doc.as_deref().cloned(),
+                    r.user.clone(),
+                ));
                 if r.new_doc.get("bad").is_some() {
                     Err(Error::Forbidden("bad doc".into()))
                 } else {
@@ -466,6 +470,11 @@ fn validator_sees_new_and_old_docs() {
     let (_d, db) = db();
     let probe = Arc::new(Probe::default());
     db.set_validator(Some(probe.clone()));
+    // Open to everyone: bob writes (the default is admin-only).
+    settee::Security::from_json(&json!({}))
+        .unwrap()
+        .store(&db)
+        .unwrap();
     let bob = UserCtx {
         name: Some("bob".into()),
         roles: vec!["staff".into()],

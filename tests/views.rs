@@ -1247,3 +1247,47 @@ fn query_limit_caps_rows_and_refuses_larger_limits() {
         .unwrap_err();
     assert_eq!(err.reason(), "Limit is too large, must not exceed 4");
 }
+
+#[test]
+fn sum_count_and_stats_vectors_through_views() {
+    // Each case's values are emitted by one document each; the whole-view
+    // reduce (and, for `grouped_example`, group=true) must give the vector.
+    let table = vectors("builtin_reduce.json");
+    let mut checked = 0;
+    for reducer in ["_sum", "_count", "_stats"] {
+        for case in table[&reducer[1..]].as_array().unwrap() {
+            let f = fixture();
+            let groups: Vec<(Value, Vec<Value>)> = match case["grouped_example"].as_object() {
+                Some(groups) => groups
+                    .iter()
+                    .map(|(k, v)| (json!(k), v.as_array().unwrap().clone()))
+                    .collect(),
+                None => vec![(Value::Null, case["values"].as_array().unwrap().clone())],
+            };
+            let mut docs = Vec::new();
+            for (key, values) in &groups {
+                for value in values {
+                    docs.push(json!({"_id": format!("d{:03}", docs.len()), "k": key, "v": value}));
+                }
+            }
+            f.put_all(docs);
+            f.put_all(vec![json!({"_id": "_design/t", "views": {"v": {
+                "map": "function(doc) { emit(doc.k, doc.v); }",
+                "reduce": reducer
+            }}})]);
+            let expected = case.get("expected").unwrap_or(&case["expected_value"]);
+            if case["grouped_example"].is_object() {
+                let got = f.query("v", ViewQuery::new().group(true));
+                for row in got["rows"].as_array().unwrap() {
+                    let key = row["key"].as_str().unwrap();
+                    assert_eq!(row["value"], expected[key], "{reducer} {case} {key}");
+                }
+            } else {
+                let got = f.query("v", ViewQuery::new());
+                assert_eq!(got["rows"][0]["value"], *expected, "{reducer} {case}");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 14);
+}

@@ -501,12 +501,15 @@ impl Database {
     /// let db = Database::create(dir.path().join("db")).unwrap();
     /// db.put(json!({"_id": "a"})).unwrap(); // `db` acts as a server admin
     /// let bob = db.as_user(UserCtx { name: Some("bob".into()), roles: vec![] });
-    /// // A database without members is open to everyone...
-    /// assert!(bob.get("a", &Default::default()).is_ok());
-    /// // ...until it has some.
-    /// Security::from_json(&json!({"members": {"names": ["ann"]}})).unwrap().store(&db).unwrap();
+    /// // Without a security object a database is admin-only, as in CouchDB 3...
     /// let err = bob.get("a", &Default::default()).unwrap_err();
     /// assert_eq!((err.status(), err.name()), (403, "forbidden"));
+    /// // ...one without members is open to everyone...
+    /// Security::from_json(&json!({})).unwrap().store(&db).unwrap();
+    /// assert!(bob.get("a", &Default::default()).is_ok());
+    /// // ...and one with members only to them (and admins).
+    /// Security::from_json(&json!({"members": {"names": ["ann"]}})).unwrap().store(&db).unwrap();
+    /// assert_eq!(bob.get("a", &Default::default()).unwrap_err().status(), 403);
     /// assert_eq!(db.as_user(UserCtx::anonymous()).put(json!({"_id": "b"})).unwrap_err().status(), 401);
     /// let ann = db.as_user(UserCtx { name: Some("ann".into()), roles: vec![] });
     /// ann.put(json!({"_id": "b"})).unwrap();
@@ -570,12 +573,15 @@ impl Database {
     /// CouchDB's 401 or 403.
     ///
     /// ```
-    /// use settee::{Access, Database, UserCtx};
+    /// use settee::{Access, Database, Security, UserCtx};
     ///
     /// let dir = tempfile::tempdir().unwrap();
     /// let db = Database::create(dir.path().join("db")).unwrap();
     /// assert_eq!(db.access().unwrap(), Access::Admin);
-    /// assert_eq!(db.as_user(UserCtx::anonymous()).access().unwrap(), Access::Member);
+    /// let anonymous = db.as_user(UserCtx::anonymous());
+    /// assert_eq!(anonymous.access().unwrap_err().status(), 401); // admin-only by default
+    /// Security::from_json(&serde_json::json!({})).unwrap().store(&db).unwrap();
+    /// assert_eq!(anonymous.access().unwrap(), Access::Member);
     /// ```
     pub fn access(&self) -> Result<Access> {
         if self.caller.user.is_admin() {
