@@ -12,9 +12,10 @@
 
 mod child_process;
 
+use child_process::XorShift;
+
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -167,15 +168,12 @@ fn child_compactor() {
     // Updates ten documents per transaction and reports each new revision.
     let writer = {
         let db = db.clone();
-        let mut rng = u64::from(std::process::id()) | 1;
+        let mut rng = XorShift::seeded(u64::from(std::process::id()));
         std::thread::spawn(move || loop {
             let docs = (0..10)
                 .map(|_| {
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
                     let mut doc = db
-                        .get(&doc_id(rng % DOCS), &ReadOptions::default())
+                        .get(&doc_id(rng.below(DOCS)), &ReadOptions::default())
                         .unwrap();
                     doc["v"] = json!(doc["v"].as_u64().unwrap() + 1);
                     doc
@@ -206,11 +204,7 @@ fn compaction_survives_sigkill() {
     let path = dir.path().join("db");
     let expected = dir.path().join("acked");
     let mut acked = Acked::new();
-    let mut rng = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64
-        | 1;
+    let mut rng = XorShift::from_clock();
     let started = Instant::now();
     let (mut compactions, mut mid_compaction) = (0u64, 0usize);
     for round in 0..KILLS {
@@ -219,62 +213,31 @@ fn compaction_survives_sigkill() {
             .map(|(id, (v, rev))| format!("{id} {v} {rev}\n"))
             .collect();
         std::fs::write(&expected, lines).unwrap();
-        let mut child = child_process::spawn(
+        let child = child_process::spawn(
             "child_compactor",
             &[
                 (DIR_ENV, path.display().to_string()),
                 (EXPECTED_ENV, expected.display().to_string()),
             ],
         );
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let delay = Duration::from_micros(rng % 400_000);
-        let mut killed_at = None;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            assert!(Instant::now() < deadline, "round {round}: the child hangs");
-            let wait = killed_at.map_or(Duration::from_millis(100), |_: Instant| {
-                Duration::from_millis(500)
-            });
-            match child.lines.recv_timeout(wait) {
-                Ok(line) => {
-                    // libtest prints "test child_compactor ... " before the first line.
-                    let line = line.rsplit("... ").next().unwrap_or_default();
-                    if let Some(msg) = line.strip_prefix("VERIFY-FAIL ") {
-                        panic!("round {round}: {msg}");
-                    }
-                    if let Some(ack) = line.strip_prefix("ACK ") {
-                        let mut parts = ack.split(' ');
-                        let (id, v, rev) = (parts.next(), parts.next(), parts.next());
-                        let (Some(id), Some(v), Some(rev)) = (id, v, rev) else {
-                            panic!("bad line {line}")
-                        };
-                        let v: u64 = v.parse().unwrap();
-                        let slot = acked.entry(id.to_owned()).or_insert((0, String::new()));
-                        if v >= slot.0 {
-                            *slot = (v, rev.to_owned());
-                        }
-                    }
-                    if line.starts_with("COMPACTED") {
-                        compactions += 1;
-                    }
-                    if line.starts_with("READY") && killed_at.is_none() {
-                        std::thread::sleep(delay);
-                        child.kill();
-                        killed_at = Some(Instant::now());
-                    }
+        let delay = Duration::from_micros(rng.below(400_000));
+        child.kill_after_ready(delay, Duration::from_secs(30), round, |line| {
+            if let Some(ack) = line.strip_prefix("ACK ") {
+                let mut parts = ack.split(' ');
+                let (id, v, rev) = (parts.next(), parts.next(), parts.next());
+                let (Some(id), Some(v), Some(rev)) = (id, v, rev) else {
+                    panic!("bad line {line}")
+                };
+                let v: u64 = v.parse().unwrap();
+                let slot = acked.entry(id.to_owned()).or_insert((0, String::new()));
+                if v >= slot.0 {
+                    *slot = (v, rev.to_owned());
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) if killed_at.is_none() => {}
-                // Killed and its pipe drained (or closed).
-                Err(_) => break,
             }
-        }
-        let status = child.wait();
-        assert!(
-            !status.success(),
-            "round {round}: the child must die by SIGKILL"
-        );
+            if line.starts_with("COMPACTED") {
+                compactions += 1;
+            }
+        });
         // A second generation on disk: the kill hit a compaction in flight.
         let generations = std::fs::read_dir(&path)
             .unwrap()

@@ -8,8 +8,9 @@
 
 mod child_process;
 
+use child_process::XorShift;
+
 use std::io::Write;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -108,14 +109,10 @@ fn acknowledged_batches_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     let mut acked = 0u64;
-    let mut rng = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64
-        | 1;
+    let mut rng = XorShift::from_clock();
     let started = Instant::now();
     for round in 0..KILLS {
-        let mut child = child_process::spawn(
+        let child = child_process::spawn(
             "child_writer",
             &[
                 (DIR_ENV, path.display().to_string()),
@@ -123,50 +120,12 @@ fn acknowledged_batches_survive_sigkill() {
             ],
         );
         // Kill a random few milliseconds after the child started writing.
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let delay = Duration::from_micros(rng % 40_000);
-        let mut killed_at = None;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            assert!(
-                Instant::now() < deadline,
-                "round {round}: the child did not finish"
-            );
-            let wait = killed_at.map_or(Duration::from_millis(100), |_: Instant| {
-                Duration::from_millis(500)
-            });
-            match child.lines.recv_timeout(wait) {
-                Ok(line) => {
-                    // libtest prints "test child_writer ... " before the first line.
-                    let line = line.rsplit("... ").next().unwrap_or_default();
-                    if let Some(msg) = line.strip_prefix("VERIFY-FAIL ") {
-                        panic!("round {round}: {msg}");
-                    }
-                    if let Some(n) = line.strip_prefix("ACK ") {
-                        acked = acked.max(n.parse().unwrap());
-                    }
-                    if line.starts_with("READY") && killed_at.is_none() {
-                        std::thread::sleep(delay);
-                        child.kill();
-                        killed_at = Some(Instant::now());
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) if killed_at.is_none() => {}
-                // Killed and its pipe drained (or closed).
-                Err(_) => break,
+        let delay = Duration::from_micros(rng.below(40_000));
+        child.kill_after_ready(delay, Duration::from_secs(20), round, |line| {
+            if let Some(n) = line.strip_prefix("ACK ") {
+                acked = acked.max(n.parse().unwrap());
             }
-        }
-        assert!(
-            killed_at.is_some(),
-            "round {round}: the child exited on its own"
-        );
-        let status = child.wait();
-        assert!(
-            !status.success(),
-            "round {round}: the child must die by SIGKILL"
-        );
+        });
     }
     assert!(acked > 0, "no batch was acknowledged in {KILLS} rounds");
     // Final check in this process, and the store is still writable.

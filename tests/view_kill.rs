@@ -12,6 +12,8 @@
 //! (the harness of `tests/kill.rs`).
 
 mod child_process;
+
+use child_process::XorShift;
 mod common;
 
 use std::collections::{HashMap, HashSet};
@@ -279,17 +281,8 @@ fn view_builds_survive_sigkill() {
     let mut generator = OrdersGenerator::new(7);
     let populated = started.elapsed();
 
-    let mut rng = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64
-        | 1;
-    let mut next = move |bound: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % bound
-    };
+    let mut rng = XorShift::from_clock();
+    let mut next = move |bound: u64| rng.below(bound);
     let mut last_checkpoint = 0;
     let (mut kills, mut completed, mut mid_batch_kills) = (0, 0, 0);
     for round in 0..ROUNDS {
@@ -322,8 +315,7 @@ fn view_builds_survive_sigkill() {
             assert!(Instant::now() < deadline, "round {round}: the child hangs");
             match child.lines.recv_timeout(Duration::from_millis(10)) {
                 Ok(line) => {
-                    // libtest prints "test child_builder ... " before the first line.
-                    let line = line.rsplit("... ").next().unwrap_or_default().to_string();
+                    let line = child_process::strip_libtest_prefix(&line).to_string();
                     if let Some(seq) = line.strip_prefix("READY ") {
                         // Reopening resumes from the checkpoint the parent saw.
                         assert_eq!(
