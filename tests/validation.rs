@@ -593,3 +593,41 @@ fn a_database_without_a_security_object_is_admin_only() {
         401
     );
 }
+
+#[test]
+fn large_bulk_writes_are_validated_in_chunks_with_the_same_outcome() {
+    // Past the pipelining threshold (512 validations): chunks are validated
+    // while earlier ones are applied; results, order and seqs must be those
+    // of one whole-batch validation.
+    let (_d, db) = db();
+    db.put(json!({"_id": "_design/sevens", "validate_doc_update":
+        "function(newDoc) { if (newDoc.n % 7 === 0) throw({forbidden: 'n=' + newDoc.n}); }"}))
+        .unwrap();
+    let seq_before = db.update_seq().unwrap();
+    // Ids in reverse order of the request, so seq order (id order) differs.
+    let docs: Vec<Value> = (0..3000)
+        .map(|n| json!({"_id": format!("d{:05}", 3000 - n), "n": n}))
+        .collect();
+    let results = db.bulk_docs(docs, BulkOptions::default()).unwrap();
+    assert_eq!(results.len(), 3000);
+    for (n, result) in results.iter().enumerate() {
+        let result = serde_json::to_value(result).unwrap();
+        assert_eq!(result["id"], format!("d{:05}", 3000 - n));
+        if n % 7 == 0 {
+            assert_eq!(result["error"], "forbidden", "{n}");
+            assert_eq!(result["reason"], format!("n={n}"));
+        } else {
+            assert_eq!(result["ok"], true, "{n}");
+        }
+    }
+    let accepted = (0..3000).filter(|n| n % 7 != 0).count() as u64;
+    assert_eq!(db.update_seq().unwrap(), seq_before + accepted);
+    let changes = db
+        .changes(&settee::ChangesQuery::default().since(settee::Since::Seq(seq_before)))
+        .unwrap();
+    let ids: Vec<&str> = changes.results.iter().map(|r| r.id.as_str()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "seqs follow document ids");
+    assert_eq!(ids.len() as u64, accepted);
+}
