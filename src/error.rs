@@ -237,6 +237,12 @@ impl Error {
         Error::InvalidDesignDoc(reason.into())
     }
 
+    /// The same error again (name, reason and status), for every request a
+    /// shared failure or a remembered verdict answers.
+    pub(crate) fn duplicate(&self) -> Error {
+        Error::couch(self.status(), self.name().to_string(), self.reason())
+    }
+
     /// Any CouchDB-shaped error.
     ///
     /// ```

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::js::{JsPool, ValidateCall};
 use crate::store::{
     AllDocsQuery, AllDocsRow, Database, Security, UpdateValidator, UserCtx, ValidationRequest,
@@ -124,7 +124,7 @@ impl UpdateValidator for DocValidator {
             .and_then(|set| Ok((set, Security::load(&self.db)?)));
         let (set, security) = match context {
             Ok(context) => context,
-            Err(e) => return reqs.iter().map(|_| Err(clone_error(&e))).collect(),
+            Err(e) => return reqs.iter().map(|_| Err(e.duplicate())).collect(),
         };
         let mut outcomes: Vec<Option<Result<()>>> = Vec::with_capacity(reqs.len());
         let mut calls = Vec::new();
@@ -176,16 +176,11 @@ impl UpdateValidator for DocValidator {
                 }
                 Err(e) => {
                     for owner in owners {
-                        outcomes[owner].get_or_insert_with(|| Err(clone_error(&e)));
+                        outcomes[owner].get_or_insert_with(|| Err(e.duplicate()));
                     }
                 }
             }
         }
         outcomes.into_iter().map(|o| o.unwrap_or(Ok(()))).collect()
     }
-}
-
-/// The same error again, for every request a batch-wide failure affects.
-fn clone_error(e: &Error) -> Error {
-    Error::couch(e.status(), e.name().to_string(), e.reason())
 }

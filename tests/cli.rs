@@ -678,3 +678,41 @@ fn view_commands_refuse_bad_input_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("none.jsonl"), "{}", stderr(&out));
 }
+
+#[test]
+fn import_and_put_run_validate_doc_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let vdu = r#"{"_id": "_design/rules", "validate_doc_update":
+        "function(newDoc) { if (newDoc.total < 0) throw({forbidden: 'negative total'}); }"}"#;
+    assert!(settee(&["put", db, "-"], Some(vdu)).status.success());
+    let input =
+        "{\"_id\":\"a\",\"total\":1}\n{\"_id\":\"b\",\"total\":-1}\n{\"_id\":\"c\",\"total\":2}\n";
+    let out = settee(&["import", db, "-"], Some(input));
+    assert_eq!(out.status.code(), Some(1));
+    let summary = json_out(&out);
+    assert_eq!(
+        (summary["imported"].as_u64(), summary["failed"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("line 2: forbidden (b): negative total"),
+        "{err}"
+    );
+    let out = settee(&["put", db, "-"], Some(r#"{"_id": "d", "total": -5}"#));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("forbidden: negative total"),
+        "put is validated too"
+    );
+    // A design document that does not compile is refused on save.
+    let out = settee(
+        &["put", db, "-"],
+        Some(r#"{"_id": "_design/bad", "views": {"v": {"map": "function(doc) {"}}}"#),
+    );
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -631,3 +631,103 @@ fn large_bulk_writes_are_validated_in_chunks_with_the_same_outcome() {
     assert_eq!(ids, sorted, "seqs follow document ids");
     assert_eq!(ids.len() as u64, accepted);
 }
+
+#[test]
+fn early_verdicts_of_prepared_batches_are_redone_when_their_inputs_change() {
+    // `prepare_bulk` validates large batches on a snapshot; `write_prepared`
+    // must still answer as if validating at write time.
+    let (_d, db) = db();
+    db.put(json!({"_id": "_design/v", "validate_doc_update":
+        "function(newDoc, oldDoc, userCtx, secObj) {
+            if (oldDoc && oldDoc.locked) throw({forbidden: 'locked'});
+            if (secObj.frozen) throw({forbidden: 'frozen'});
+            if (userCtx.name === 'eve') throw({unauthorized: 'not eve'});
+            if (newDoc.n < 0) throw({forbidden: 'negative'});
+        }"}))
+        .unwrap();
+    let batch = |first: i64| -> Vec<Value> {
+        (0..600)
+            .map(|n| json!({"_id": format!("d{n:04}"), "n": if n == 0 { first } else { n }}))
+            .collect()
+    };
+    let errors = |results: Vec<settee::BulkResult>| -> Vec<(String, String)> {
+        results
+            .iter()
+            .filter_map(|r| {
+                let r = serde_json::to_value(r).unwrap();
+                r.get("error").map(|_| {
+                    (
+                        r["id"].as_str().unwrap().to_string(),
+                        r["reason"].as_str().unwrap().to_string(),
+                    )
+                })
+            })
+            .collect()
+    };
+    // 1. A new design document between prepare and write.
+    let prepared = db.prepare_bulk(batch(1), BulkOptions::default()).unwrap();
+    db.put(json!({"_id": "_design/w", "validate_doc_update":
+        "function(newDoc) { if (newDoc._id === 'd0001') throw({forbidden: 'new rule'}); }"}))
+        .unwrap();
+    assert_eq!(
+        errors(db.write_prepared(prepared).unwrap()),
+        vec![("d0001".to_string(), "new rule".to_string())]
+    );
+    // 2. A stored parent that appears after the snapshot: a replicated
+    // edit whose ancestor (locked) is replicated in meanwhile.
+    let (a, b) = ("a".repeat(32), "b".repeat(32));
+    let replicated: Vec<Value> = (0..600)
+        .map(|n| {
+            json!({"_id": format!("r{n:04}"), "_rev": format!("2-{b}"), "n": n,
+                "_revisions": {"start": 2, "ids": [b, a]}})
+        })
+        .collect();
+    let prepared = db
+        .prepare_bulk(replicated, BulkOptions::replicated())
+        .unwrap();
+    db.bulk_docs(
+        vec![json!({"_id": "r0007", "_rev": format!("1-{a}"), "locked": true})],
+        BulkOptions::replicated(),
+    )
+    .unwrap();
+    assert_eq!(
+        errors(db.write_prepared(prepared).unwrap()),
+        vec![("r0007".to_string(), "locked".to_string())]
+    );
+    // 3. Another user writes what an admin prepared.
+    let fresh: Vec<Value> = (0..600)
+        .map(|n| json!({"_id": format!("e{n:04}"), "n": n}))
+        .collect();
+    let prepared = db.prepare_bulk(fresh, BulkOptions::default()).unwrap();
+    let eve = db.as_user(user("eve", &[]));
+    let refused = errors(eve.write_prepared(prepared).unwrap());
+    assert_eq!(refused.len(), 600);
+    assert!(refused.iter().all(|(_, reason)| reason == "not eve"));
+    // 4. The security object changes between prepare and write.
+    let fresh: Vec<Value> = (0..600)
+        .map(|n| json!({"_id": format!("f{n:04}"), "n": n}))
+        .collect();
+    let prepared = db.prepare_bulk(fresh, BulkOptions::default()).unwrap();
+    secure(&db, json!({"frozen": true}));
+    let refused = errors(db.write_prepared(prepared).unwrap());
+    assert_eq!(refused.len(), 600);
+    assert!(refused.iter().all(|(_, reason)| reason == "frozen"));
+    // And with nothing changed, the early verdicts stand.
+    secure(&db, json!({}));
+    let prepared = db
+        .prepare_bulk(
+            batch(-1)
+                .into_iter()
+                .map(|mut d| {
+                    d["_id"] = json!(format!("g{}", d["_id"].as_str().unwrap()));
+                    d
+                })
+                .collect(),
+            BulkOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(
+        errors(db.write_prepared(prepared).unwrap()),
+        vec![("gd0000".to_string(), "negative".to_string())]
+    );
+}

@@ -17,7 +17,7 @@ pub(crate) fn put(db: &Path, file: &Path) -> Result<i32> {
     let input = read_input(file)?;
     let doc: Value =
         serde_json::from_slice(&input).map_err(|_| Error::bad_request("invalid UTF-8 JSON"))?;
-    let db = Database::open_or_create(db)?;
+    let db = super::open_validated(db)?;
     match doc {
         Value::Array(docs) => {
             let results = db.bulk_docs(docs, BulkOptions::default())?;

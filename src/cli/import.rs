@@ -31,7 +31,7 @@ pub(crate) fn run(db: &Path, file: &Path, batch_size: usize) -> Result<i32> {
         let len = f.metadata()?.len();
         (Box::new(f), Some(len))
     };
-    let db = Database::open_or_create(db)?;
+    let db = super::open_validated(db)?;
     let progress = progress_bar(total_bytes);
     let started = Instant::now();
     let (tx, rx) = crossbeam_channel::bounded::<Result<Batch>>(1);

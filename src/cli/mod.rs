@@ -255,6 +255,16 @@ impl QueryParams {
 }
 
 /// Parses the arguments, runs the command and returns the exit status.
+/// Opens (creating if needed) a database for writing, with design-document
+/// checks and `validate_doc_update` functions installed, so the command line
+/// writes under the same rules as every other path.
+fn open_validated(db: &std::path::Path) -> settee::Result<settee::Database> {
+    let db = settee::Database::open_or_create(db)?;
+    let pool = settee::js::JsPool::new(settee::js::JsConfig::default())?;
+    settee::validation::DocValidator::install(&db, pool);
+    Ok(db)
+}
+
 pub fn run() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {

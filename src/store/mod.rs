@@ -39,7 +39,7 @@ mod write;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, RwLock, Weak};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -200,6 +200,17 @@ pub struct PreparedBatch {
     /// Per input document: its refusal, or `None` when it is in `prepared`.
     slots: Vec<Option<BulkResult>>,
     prepared: Vec<write::Prepared>,
+    early: Option<EarlyValidation>,
+}
+
+/// Verdicts reached by [`Database::prepare_bulk`], with what they assumed.
+struct EarlyValidation {
+    /// [`Shared::validation_epoch`] before the snapshot was read.
+    epoch: u64,
+    /// The user they were reached for.
+    user: UserCtx,
+    /// By prepared document.
+    verdicts: Vec<Option<write::EarlyVerdict>>,
 }
 
 impl std::fmt::Debug for PreparedBatch {
@@ -226,6 +237,12 @@ pub(crate) struct Shared {
     compact_running: AtomicBool,
     subscribers: Mutex<Vec<Sender<ChangeEvent>>>,
     validator: RwLock<Option<Arc<dyn UpdateValidator>>>,
+    /// Moves (after the commit, under the write lock) whenever what
+    /// validators see besides the document may change: a design document or
+    /// metadata (the security object) written, or the validator replaced.
+    /// Early verdicts ([`Database::prepare_bulk`]) reached under another
+    /// value are not used.
+    validation_epoch: AtomicU64,
     options: StoreOptions,
     instance_start_time: String,
 }
@@ -455,6 +472,7 @@ impl Database {
             compact_running: AtomicBool::new(false),
             subscribers: Mutex::new(Vec::new()),
             validator: RwLock::new(None),
+            validation_epoch: AtomicU64::new(0),
             options,
             instance_start_time: started.to_string(),
         });
@@ -655,6 +673,7 @@ impl Database {
             .validator
             .write()
             .unwrap_or_else(|p| p.into_inner()) = validator;
+        self.shared.validation_epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Creates or updates one document (`PUT /{db}/{id}`). Without `_id` a
@@ -749,14 +768,40 @@ impl Database {
     /// assert_eq!(doc["_conflicts"].as_array().unwrap().len(), 1);
     /// ```
     pub fn bulk_docs(&self, docs: Vec<Value>, opts: BulkOptions) -> Result<Vec<BulkResult>> {
-        self.write_prepared(self.prepare_bulk(docs, opts)?)
+        self.write_prepared(self.prepare_unvalidated(docs, opts)?)
     }
 
-    /// The first half of [`Database::bulk_docs`]: validates the documents,
+    /// The first half of [`Database::bulk_docs`]: checks the documents,
     /// serialises their bodies and computes their revisions (in parallel),
-    /// without touching the database. Bulk loaders prepare the next batch
-    /// while the previous one is written by [`Database::write_prepared`].
+    /// without writing. Bulk loaders prepare the next batch while the
+    /// previous one is written by [`Database::write_prepared`]; so that this
+    /// overlap covers `validate_doc_update` too, a large batch is also
+    /// validated here, on a snapshot, and the write only revalidates the
+    /// documents whose stored parent changed meanwhile (or all of them, if a
+    /// design document or the security object changed).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use settee::{BulkOptions, Database};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::create(dir.path().join("db")).unwrap();
+    /// let docs: Vec<_> = (0..3).map(|n| json!({"_id": format!("d{n}")})).collect();
+    /// let batch = db.prepare_bulk(docs, BulkOptions::default()).unwrap();
+    /// assert_eq!(db.update_seq().unwrap(), 0); // nothing written yet
+    /// let results = db.write_prepared(batch).unwrap();
+    /// assert!(results.iter().all(|r| !r.is_error()));
+    /// ```
     pub fn prepare_bulk(&self, docs: Vec<Value>, opts: BulkOptions) -> Result<PreparedBatch> {
+        let mut batch = self.prepare_unvalidated(docs, opts)?;
+        batch.early = self.validate_early(&batch.prepared, opts)?;
+        Ok(batch)
+    }
+
+    /// [`Database::prepare_bulk`] without the early validation: for
+    /// [`Database::bulk_docs`], which writes at once and validates inside the
+    /// write (overlapping validation with applying).
+    fn prepare_unvalidated(&self, docs: Vec<Value>, opts: BulkOptions) -> Result<PreparedBatch> {
         // Who may write is settled before what is written is looked at.
         self.authorize()?;
         let mut slots = Vec::with_capacity(docs.len());
@@ -775,7 +820,45 @@ impl Database {
             opts,
             slots,
             prepared,
+            early: None,
         })
+    }
+
+    /// Early verdicts for a large batch when a validator is installed.
+    fn validate_early(
+        &self,
+        prepared: &[write::Prepared],
+        opts: BulkOptions,
+    ) -> Result<Option<EarlyValidation>> {
+        let Some(validator) = self.validator() else {
+            return Ok(None);
+        };
+        if prepared.len() < write::PIPELINE_MIN {
+            return Ok(None);
+        }
+        // Read before the snapshot: a change after it moves the epoch later.
+        let epoch = self.shared.validation_epoch.load(Ordering::Acquire);
+        let ctx = write::WriteContext {
+            new_edits: opts.new_edits,
+            validator: Some(&*validator),
+            user: &self.caller.user,
+            early: &[],
+        };
+        let verdicts = write::validate_early(&self.shared.current(), prepared, &ctx)?;
+        Ok(Some(EarlyValidation {
+            epoch,
+            user: self.caller.user.clone(),
+            verdicts,
+        }))
+    }
+
+    /// The installed validator.
+    fn validator(&self) -> Option<Arc<dyn UpdateValidator>> {
+        self.shared
+            .validator
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The second half of [`Database::bulk_docs`]: writes a prepared batch
@@ -786,18 +869,9 @@ impl Database {
             opts,
             slots,
             prepared,
+            early,
         } = batch;
-        let validator = self
-            .shared
-            .validator
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let ctx = write::WriteContext {
-            new_edits: opts.new_edits,
-            validator: validator.as_deref(),
-            user: &self.caller.user,
-        };
+        let validator = self.validator();
         let (written, events) = if prepared.is_empty() {
             (Vec::new(), Vec::new())
         } else {
@@ -806,8 +880,23 @@ impl Database {
                 .write_lock
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
+            // Under the write lock the epoch cannot move: early verdicts
+            // reached under it still see the design documents and security
+            // object in force.
+            let epoch = self.shared.validation_epoch.load(Ordering::Acquire);
+            let early = early.filter(|e| e.epoch == epoch && e.user == self.caller.user);
+            let ctx = write::WriteContext {
+                new_edits: opts.new_edits,
+                validator: validator.as_deref(),
+                user: &self.caller.user,
+                early: early.as_ref().map_or(&[], |e| &e.verdicts[..]),
+            };
             let generation = self.shared.current();
-            generation.write(|txn, t| write::write_batch(txn, t, &prepared, &ctx))?
+            let written = generation.write(|txn, t| write::write_batch(txn, t, &prepared, &ctx))?;
+            if prepared.iter().any(write::Prepared::is_design) {
+                self.shared.validation_epoch.fetch_add(1, Ordering::AcqRel);
+            }
+            written
         };
         let results = if opts.new_edits {
             // One result per written document: fill the slots in order.
@@ -1295,6 +1384,9 @@ impl Database {
             .write_lock
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        self.shared.current().write(|txn, t| f(txn, t))
+        self.shared.current().write(|txn, t| f(txn, t))?;
+        // The security object lives in the metadata.
+        self.shared.validation_epoch.fetch_add(1, Ordering::AcqRel);
+        Ok(())
     }
 }

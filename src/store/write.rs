@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use heed::{PutFlags, RwTxn};
+use heed::{PutFlags, RoTxn, RwTxn, WithoutTls};
 use rayon::prelude::*;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
@@ -16,7 +16,7 @@ use super::read;
 use super::record::{body_key, DocRecord};
 use super::revs::{Rev, RevTree};
 use super::security::Security;
-use super::storage::{Tables, TxnResult};
+use super::storage::{Generation, Tables, TxnResult};
 use super::validate::{UpdateValidator, UserCtx, ValidationRequest};
 use super::ChangeEvent;
 use crate::{Error, Result};
@@ -203,6 +203,13 @@ pub(crate) struct Prepared {
     guess: Rev,
 }
 
+impl Prepared {
+    /// Whether this is a design document (what validators see changes).
+    pub fn is_design(&self) -> bool {
+        self.doc.id.starts_with(doc::DESIGN_PREFIX)
+    }
+}
+
 /// Batches at least this large are prepared on the rayon pool.
 const PARALLEL_PREPARE: usize = 64;
 
@@ -285,6 +292,74 @@ pub(crate) struct WriteContext<'a> {
     pub new_edits: bool,
     pub validator: Option<&'a dyn UpdateValidator>,
     pub user: &'a UserCtx,
+    /// Verdicts reached before the write lock ([`validate_early`]), by
+    /// document; empty when there are none (or they are out of date).
+    pub early: &'a [Option<EarlyVerdict>],
+}
+
+/// A validator's verdict on one document reached on a read snapshot before
+/// the write lock was taken ([`validate_early`]). It stands while the
+/// document's stored parent is the one it was reached against: the
+/// validator's other inputs (the new document, the user, the design
+/// documents and the security object) are checked by the caller.
+pub(crate) struct EarlyVerdict {
+    /// The stored parent shown as `oldDoc`: `(doc number, revision)`.
+    parent: Option<(u64, Rev)>,
+    verdict: Result<()>,
+}
+
+/// The stored parent a plan shows validators as `oldDoc`; revision bodies
+/// never change, so the pair names the body.
+fn parent_of(plan: &Plan) -> Option<(u64, Rev)> {
+    match (plan.old_doc, &plan.record) {
+        (Some(n), Some(rec)) => Some((rec.doc_num, rec.tree.node(n).rev.clone())),
+        _ => None,
+    }
+}
+
+/// Validates a prepared batch on a read snapshot, before the write lock:
+/// the documents of its first round (ids not repeated before them) that are
+/// neither local nor design documents. Large imports prepare the next batch
+/// while the current one is written, so their validation runs on the
+/// JavaScript workers while the writer writes instead of inside its
+/// transaction. [`write_batch`] uses a verdict only if the document's
+/// parent is still the same. The validator runs after the snapshot is
+/// closed: it reads the database itself, and a reader nested in a reader
+/// could deadlock against a map resize.
+pub(crate) fn validate_early(
+    generation: &Generation,
+    docs: &[Prepared],
+    ctx: &WriteContext<'_>,
+) -> Result<Vec<Option<EarlyVerdict>>> {
+    let mut out: Vec<Option<EarlyVerdict>> = docs.iter().map(|_| None).collect();
+    let Some(validator) = ctx.validator else {
+        return Ok(out);
+    };
+    let Some(first_round) = rounds(docs).into_iter().next() else {
+        return Ok(out);
+    };
+    let (parents, subjects) = generation.read(|txn, t| {
+        let mut plans = Vec::with_capacity(first_round.len());
+        for &idx in &first_round {
+            let p = &docs[idx];
+            if p.doc.is_local() || p.doc.id.starts_with(doc::DESIGN_PREFIX) {
+                continue;
+            }
+            if let Ok(plan) = plan(txn, t, idx, p, ctx.new_edits)? {
+                if plan.changed {
+                    plans.push(plan);
+                }
+            }
+        }
+        let parents: Vec<(usize, Option<(u64, Rev)>)> =
+            plans.iter().map(|p| (p.idx, parent_of(p))).collect();
+        Ok((parents, validation_subjects(txn, t, docs, &plans, ctx)?))
+    })?;
+    let verdicts = validate_chunk(validator, ctx.user, subjects)?;
+    for ((idx, parent), verdict) in parents.into_iter().zip(verdicts) {
+        out[idx] = Some(EarlyVerdict { parent, verdict });
+    }
+    Ok(out)
 }
 
 /// What one document's write will do, computed before validation.
@@ -422,7 +497,7 @@ fn rounds(docs: &[Prepared]) -> Vec<Vec<usize>> {
 /// Applies CouchDB's update rules to one document. The outer error aborts
 /// the transaction; the inner one refuses this document only.
 fn plan(
-    txn: &RwTxn<'_>,
+    txn: &RoTxn<'_, WithoutTls>,
     t: &Tables,
     idx: usize,
     p: &Prepared,
@@ -497,10 +572,11 @@ fn plan(
 
 /// What the write path makes of one plan before applying it.
 enum Subject<'d> {
-    /// Nothing to validate: the plan changes nothing, or no validator is installed.
+    /// Nothing to validate: the plan changes nothing, no validator is
+    /// installed, or an early verdict accepted it.
     Accepted,
-    /// Refused before any validator runs (a design document from a user who
-    /// is not a db admin).
+    /// Refused without running a validator now: a design document from a
+    /// user who is not a db admin, or an early verdict.
     Refused(Error),
     /// For the validator: the prepared document and its stored parent's body.
     Validate(&'d Prepared, Option<Value>),
@@ -511,7 +587,7 @@ enum Subject<'d> {
 /// handle (CouchDB checks this before their contents); other documents go
 /// to the validator, if one is installed.
 fn validation_subjects<'d>(
-    txn: &RwTxn<'_>,
+    txn: &RoTxn<'_, WithoutTls>,
     t: &Tables,
     docs: &'d [Prepared],
     plans: &[Plan],
@@ -539,6 +615,14 @@ fn validation_subjects<'d>(
         }
         if ctx.validator.is_none() {
             subjects.push(Subject::Accepted);
+            continue;
+        }
+        let early = ctx.early.get(plan.idx).and_then(Option::as_ref);
+        if let Some(early) = early.filter(|e| e.parent == parent_of(plan)) {
+            subjects.push(match &early.verdict {
+                Ok(()) => Subject::Accepted,
+                Err(e) => Subject::Refused(e.duplicate()),
+            });
             continue;
         }
         let old_doc = match (plan.old_doc, &plan.record) {
@@ -569,7 +653,7 @@ impl Subject<'_> {
 
 /// Fewest validations worth validating on a thread of their own while
 /// earlier verdicts are applied.
-const PIPELINE_MIN: usize = 512;
+pub(crate) const PIPELINE_MIN: usize = 512;
 /// Validations per chunk of a pipelined batch: large enough to keep every
 /// JavaScript worker busy, small enough that the first verdicts come soon.
 const PIPELINE_CHUNK: usize = 1024;
