@@ -764,6 +764,13 @@ impl IndexStore {
         Ok(n)
     }
 
+    /// Sets the rows per summary bucket aimed at (tests: tiny buckets
+    /// exercise splits and merges).
+    #[cfg(test)]
+    pub(super) fn set_bucket_target(&mut self, target: usize) {
+        self.bucket_target = target;
+    }
+
     /// [`IndexStore::count`] by walking every row of the range (tests).
     #[cfg(test)]
     pub(super) fn count_walking(
@@ -1232,7 +1239,7 @@ mod tests {
         ) {
             let dir = tempfile::tempdir().unwrap();
             let mut store = IndexStore::open_with_truncation(dir.path(), &identity("c"), 6).unwrap();
-            store.bucket_target = 2;
+            store.set_bucket_target(2);
             let enc = |k: &[u8]| { let mut e: Vec<u8> = k.iter().map(|b| b + 1).collect(); e.push(0); e };
             let mut bounds: Vec<Option<Vec<u8>>> = bounds.iter().map(|b| Some(enc(b))).collect();
             bounds.push(None);
@@ -1331,7 +1338,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = IndexStore::open_with_truncation(dir.path(), &identity("r"), 4).unwrap();
         // Tiny buckets: renumbering moves rows, never across a bucket bound.
-        store.bucket_target = 2;
+        store.set_bucket_target(2);
         // After the lowest and highest keys, every key goes between the previous
         // one and the highest: the gap halves each time, so a renumbering must
         // happen within ~32 inserts.
