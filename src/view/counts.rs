@@ -128,6 +128,14 @@ impl TreeCounts {
         lo.saturating_sub(1)
     }
 
+    /// The bucket holding the row at `position` (0-based, below `total`):
+    /// the last one with fewer rows before it than `position + 1`.
+    pub fn bucket_at(&self, position: u64) -> usize {
+        self.before[..self.len()]
+            .partition_point(|&before| before <= position)
+            .saturating_sub(1)
+    }
+
     /// The summary after a write transaction: `deltas` are the rows it
     /// inserted (+1) and removed (-1), by LMDB key; `rows_in(lo, hi)` lists
     /// the LMDB keys in `[lo, hi)` (`hi = None`: to the end of the tree) as
@@ -324,6 +332,7 @@ mod tests {
         assert_eq!(t.bucket_of(&key(4)), 1);
         assert_eq!(t.bucket_of(&[0, 0]), 0);
         assert_eq!(t.before(2), 8);
+        assert_eq!([0, 3, 4, 9].map(|p| t.bucket_at(p)), [0, 0, 1, 2]);
     }
 
     #[test]

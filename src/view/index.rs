@@ -713,10 +713,59 @@ impl IndexStore {
         let Some(summary) = self.summary_for(txn)? else {
             return self.walk(txn, &lower, &upper);
         };
-        let counts = summary
-            .trees
-            .get(usize::from(tree))
-            .ok_or_else(|| Error::Corrupt(format!("no row counts for tree {tree}")))?;
+        let counts = tree_counts(&summary, tree)?;
+        let (start, end) = self.range_ranks(txn, tree, counts, &lower, &upper)?;
+        Ok(end - start)
+    }
+
+    /// Rows of `tree` with sort keys in `[lower, upper)`, ascending, after the
+    /// first `skip` of them; returns how many were skipped (fewer than `skip`
+    /// when the range is shorter) and the rest. With the count summary the
+    /// skipped rows are never read: the first row kept is found by its
+    /// position (a binary search and a walk of part of one bucket). A reader
+    /// of a snapshot older than the summary skips nothing here, and its
+    /// caller walks.
+    pub fn scan_skipping<'t>(
+        &self,
+        txn: &'t RoTxn<'_, WithoutTls>,
+        tree: u16,
+        lower: Option<&[u8]>,
+        upper: Option<&[u8]>,
+        skip: u64,
+    ) -> Result<(u64, RowIter<'t>)> {
+        let summary = match skip {
+            0 => None,
+            _ => self.summary_for(txn)?,
+        };
+        let Some(summary) = summary else {
+            return Ok((0, self.scan(txn, tree, lower, upper, false)?));
+        };
+        let counts = tree_counts(&summary, tree)?;
+        let (lower, upper) = self.lmdb_range(txn, tree, lower, upper)?;
+        let (start, end) = self.range_ranks(txn, tree, counts, &lower, &upper)?;
+        let skipped = skip.min(end - start);
+        if skipped == end - start {
+            return Ok((skipped, RowIter::empty()));
+        }
+        let first = self.key_at(txn, counts, start + skipped)?;
+        let range = (
+            Bound::Included(first.as_slice()),
+            upper.as_ref().map(Vec::as_slice),
+        );
+        let inner: RawEntries<'t> = Box::new(self.rows.range(txn, &range).map_err(storage_error)?);
+        Ok((skipped, RowIter { inner }))
+    }
+
+    /// The ranks of an LMDB range's bounds (rows of the tree below each):
+    /// `start <= end`, as a reversed range is empty (the walk finds it so).
+    fn range_ranks(
+        &self,
+        txn: &RoTxn<'_, WithoutTls>,
+        tree: u16,
+        counts: &TreeCounts,
+        lower: &Bound<Vec<u8>>,
+        upper: &Bound<Vec<u8>>,
+    ) -> Result<(u64, u64)> {
         let rank = |bound: &Bound<Vec<u8>>| match bound {
             // Keys outside the tree (its end) rank after all its rows.
             Bound::Included(key) | Bound::Excluded(key) if key.starts_with(&tree.to_be_bytes()) => {
@@ -724,8 +773,32 @@ impl IndexStore {
             }
             _ => Ok(counts.total()),
         };
-        // A reversed range is empty, as the walk finds it.
-        Ok(rank(&upper)?.saturating_sub(rank(&lower)?))
+        let start = rank(lower)?;
+        Ok((start, rank(upper)?.max(start)))
+    }
+
+    /// The LMDB key of the row at `position` (0-based, below `counts.total()`).
+    fn key_at(
+        &self,
+        txn: &RoTxn<'_, WithoutTls>,
+        counts: &TreeCounts,
+        position: u64,
+    ) -> Result<Vec<u8>> {
+        let i = counts.bucket_at(position);
+        let lower = Bound::Included(counts.bound(i));
+        let upper = counts.end_of(i).map_or(Bound::Unbounded, Bound::Excluded);
+        let keys_only = self.rows.remap_data_type::<DecodeIgnore>();
+        let mut keys = keys_only
+            .range(txn, &(lower, upper))
+            .map_err(storage_error)?;
+        let offset = usize::try_from(position - counts.before(i))
+            .map_err(|_| Error::Corrupt("row position out of range".into()))?;
+        match keys.nth(offset) {
+            Some(entry) => Ok(entry.map_err(storage_error)?.0.to_vec()),
+            None => Err(Error::Corrupt(format!(
+                "view row counts: no row at position {position}"
+            ))),
+        }
     }
 
     /// Rows whose LMDB key is below `key` (a key of the tree `counts` counts).
@@ -837,6 +910,14 @@ pub(crate) struct RowIter<'t> {
     inner: RawEntries<'t>,
 }
 
+impl RowIter<'_> {
+    fn empty() -> Self {
+        RowIter {
+            inner: Box::new(std::iter::empty()),
+        }
+    }
+}
+
 impl Iterator for RowIter<'_> {
     type Item = Result<StoredRow>;
 
@@ -859,6 +940,15 @@ fn decode_row(value: &[u8]) -> Result<StoredRow> {
     let (key, value): (Value, Value) =
         serde_json::from_slice(&value[end..]).map_err(|_| corrupt())?;
     Ok(StoredRow { doc_id, key, value })
+}
+
+/// The summary of `tree`.
+fn tree_counts(summary: &CountSummary, tree: u16) -> Result<&TreeCounts> {
+    summary
+        .trees
+        .get(usize::from(tree))
+        .map(Arc::as_ref)
+        .ok_or_else(|| Error::Corrupt(format!("no row counts for tree {tree}")))
 }
 
 /// The lowest LMDB key after every key of `tree` (`None` for the last tree).
@@ -1281,6 +1371,22 @@ mod tests {
                             prop_assert_eq!(store.count_walking(&txn, tree, lo.as_deref(), hi.as_deref()).unwrap(), expected);
                             let expected_old = model_count(&before, tree, lo, hi);
                             prop_assert_eq!(store.count(&old, tree, lo.as_deref(), hi.as_deref()).unwrap(), expected_old);
+                            // Skipping by position finds the rows a walk would.
+                            for skip in [1, 3, 7] {
+                                let mut expected: Vec<(Vec<u8>, String)> = model.iter().flat_map(|(id, rows)| {
+                                    rows.iter().filter(|(t, k)| {
+                                        *t == tree && lo.as_ref().is_none_or(|lo| k >= lo) && hi.as_ref().is_none_or(|hi| k < hi)
+                                    }).map(move |(_, k)| (k.clone(), id.clone()))
+                                }).collect();
+                                expected.sort();
+                                let kept: Vec<String> = expected.iter().skip(skip as usize).map(|(_, id)| id.clone()).collect();
+                                let (skipped, rows) = store.scan_skipping(&txn, tree, lo.as_deref(), hi.as_deref(), skip).unwrap();
+                                let ids: Vec<String> = rows.map(|r| r.unwrap().doc_id).collect();
+                                prop_assert_eq!((skipped, ids), ((skip).min(expected.len() as u64), kept));
+                                // An older snapshot skips nothing itself.
+                                let (skipped, rows) = store.scan_skipping(&old, tree, lo.as_deref(), hi.as_deref(), skip).unwrap();
+                                prop_assert_eq!((skipped, rows.count() as u64), (0, expected_old));
+                            }
                         }
                     }
                     // The newest snapshot was answered by its own summary.
