@@ -1396,6 +1396,79 @@ mod tests {
         }
     }
 
+    /// Readers race a writer (tiny buckets, long keys): whichever summary a
+    /// reader finds, published, derived, rebuilt or none, its counts and
+    /// skips equal a walk of its own snapshot.
+    #[test]
+    fn readers_racing_a_writer_count_their_own_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = IndexStore::open_with_truncation(dir.path(), &identity("w"), 6).unwrap();
+        store.set_bucket_target(3);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let bounds: Vec<Vec<u8>> = (0..6u8).map(|b| vec![b, 1, 0]).collect();
+        std::thread::scope(|scope| {
+            for reader in 0..2 {
+                let (store, done, bounds) = (&store, &done, &bounds);
+                scope.spawn(move || {
+                    let mut checks = 0;
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) || checks == 0 {
+                        let txn = store.read_txn().unwrap();
+                        for bound in bounds {
+                            let fast = store.count(&txn, 0, None, Some(bound)).unwrap();
+                            let walked = store.count_walking(&txn, 0, None, Some(bound)).unwrap();
+                            assert_eq!(fast, walked, "reader {reader}");
+                            let (skipped, rows) =
+                                store.scan_skipping(&txn, 0, Some(bound), None, 5).unwrap();
+                            let all = store.count_walking(&txn, 0, Some(bound), None).unwrap();
+                            assert_eq!(skipped + rows.count() as u64, all);
+                        }
+                        checks += 1;
+                        // Now and then, forget the summary (as after reopening).
+                        if checks % 17 == 0 {
+                            *store.summary.lock().unwrap() = None;
+                        }
+                    }
+                });
+            }
+            // A small LCG: deterministic docs, keys long and short.
+            let mut state = 7u64;
+            let mut next = move |n: u64| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 33) % n
+            };
+            for seq in 1..=150u64 {
+                let docs: Vec<DocRows> = (0..4)
+                    .map(|_| {
+                        let id = format!("d{}", next(60));
+                        let rows = (0..next(4))
+                            .map(|ctr| {
+                                let key: Vec<u8> =
+                                    (0..next(10)).map(|_| next(6) as u8 + 1).collect();
+                                let mut encoded = key;
+                                encoded.push(0);
+                                PreparedRow {
+                                    tree: 0,
+                                    sort_key: row_sort_key(&encoded, &id, ctr as u32),
+                                    key_value: b"[0,0]".to_vec(),
+                                }
+                            })
+                            .collect();
+                        DocRows { doc_id: id, rows }
+                    })
+                    .fold(Vec::<DocRows>::new(), |mut unique, doc| {
+                        if !unique.iter().any(|d| d.doc_id == doc.doc_id) {
+                            unique.push(doc);
+                        }
+                        unique
+                    });
+                store.apply(&docs, seq).unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+
     #[test]
     fn a_reopened_index_rebuilds_its_counts() {
         let dir = tempfile::tempdir().unwrap();
