@@ -494,7 +494,10 @@ mod tests {
             let a = tempfile::tempdir().unwrap();
             let b = tempfile::tempdir().unwrap();
             let incremental = IndexStore::open_with_truncation(a.path(), &identity(), 6).unwrap();
-            let bulk = IndexStore::open_with_truncation(b.path(), &identity(), 6).unwrap();
+            let mut bulk = IndexStore::open_with_truncation(b.path(), &identity(), 6).unwrap();
+            // Buckets of 2 rows: the summary the bulk load publishes is cut
+            // into many buckets, which later updates split and merge.
+            bulk.set_bucket_target(2);
             for (n, chunk) in all.chunks(3).enumerate() {
                 incremental.apply(chunk, n as u64 + 1).unwrap();
             }
@@ -523,6 +526,15 @@ mod tests {
             for tree in 0..2 {
                 let (tx, ty) = (incremental.read_txn().unwrap(), bulk.read_txn().unwrap());
                 prop_assert_eq!(incremental.row_count(&tx, tree).unwrap(), bulk.row_count(&ty, tree).unwrap());
+                // The bulk load's count summary answers for its snapshot.
+                prop_assert_eq!(bulk.summary_bounds(tree).map(|(id, _)| id), Some(ty.id()));
+                for bound in [vec![], vec![1], vec![1, 2], vec![2, 0], vec![3, 3, 3]] {
+                    let bound = enc(&bound);
+                    prop_assert_eq!(
+                        bulk.count(&ty, tree, Some(&bound), None).unwrap(),
+                        incremental.count_walking(&tx, tree, Some(&bound), None).unwrap()
+                    );
+                }
             }
             // Later incremental updates land the same on both.
             for (n, (index, key)) in updates.iter().enumerate() {
@@ -540,6 +552,15 @@ mod tests {
             for tree in 0..2 {
                 let (tx, ty) = (incremental.read_txn().unwrap(), bulk.read_txn().unwrap());
                 prop_assert_eq!(incremental.row_count(&tx, tree).unwrap(), bulk.row_count(&ty, tree).unwrap());
+                // The bulk load's count summary answers for its snapshot.
+                prop_assert_eq!(bulk.summary_bounds(tree).map(|(id, _)| id), Some(ty.id()));
+                for bound in [vec![], vec![1], vec![1, 2], vec![2, 0], vec![3, 3, 3]] {
+                    let bound = enc(&bound);
+                    prop_assert_eq!(
+                        bulk.count(&ty, tree, Some(&bound), None).unwrap(),
+                        incremental.count_walking(&tx, tree, Some(&bound), None).unwrap()
+                    );
+                }
             }
         }
     }

@@ -215,7 +215,7 @@ impl ViewEngine {
     /// Loads and parses a design document (`_design/...`).
     pub fn design_doc(&self, ddoc_id: &str) -> Result<DesignDoc> {
         let doc = self.db.get(ddoc_id, &ReadOptions::default())?;
-        DesignDoc::parse(&doc)
+        DesignDoc::parse_memoized(&doc)
     }
 
     /// Answers a view query, as `GET /db/_design/d/_view/v` does.

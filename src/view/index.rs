@@ -11,6 +11,11 @@
 //!   an update removes exactly the doc's previous rows.
 //! - `overflow`: sort keys too long for an LMDB key (see below).
 //!
+//! Beside the tables, in memory: a row-count summary per tree
+//! (`view::counts`), so [`IndexStore::count`] (`offset`) walks at most one
+//! small bucket of keys. It is derived data, tagged with the LMDB snapshot it
+//! counts; nothing on disk depends on it.
+//!
 //! ## Long keys
 //! A row's LMDB key is its sort key ([`crate::collate::row_key`]) when that fits in
 //! [`TRUNCATE_AT`] bytes. A longer sort key `S` is stored as
@@ -29,13 +34,15 @@
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use heed::types::Bytes;
+use heed::types::{Bytes, DecodeIgnore};
 use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, PutFlags, RoTxn, RwTxn, WithoutTls};
 use md5::{Digest, Md5};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::view::counts::{CountSummary, TreeCounts, TreeCountsBuilder, BUCKET_TARGET};
 
 /// Sort keys longer than this are stored truncated, with a rank (module docs).
 /// LMDB with `longer-keys` accepts 1982-byte keys on 4 KiB pages; the full LMDB
@@ -107,6 +114,17 @@ pub(crate) struct IndexStore {
     trees: u16,
     truncate_at: usize,
     path: PathBuf,
+    /// The latest count summary published (`view::counts`): it counts the
+    /// snapshot of its `txn_id` exactly and is never changed, only replaced
+    /// by one of a later snapshot.
+    summary: Mutex<Option<Arc<CountSummary>>>,
+    /// Held by whoever produces a summary: a reader rebuilding one, or a
+    /// writer from just before its commit until it published the summary of
+    /// the new snapshot (so a reader of that snapshot waits for it instead of
+    /// rebuilding it).
+    summary_producer: Mutex<()>,
+    /// Rows per summary bucket aimed at ([`BUCKET_TARGET`]; smaller in tests).
+    bucket_target: usize,
 }
 
 impl IndexStore {
@@ -154,6 +172,9 @@ impl IndexStore {
             trees: identity.trees,
             truncate_at,
             path: dir.to_path_buf(),
+            summary: Mutex::new(None),
+            summary_producer: Mutex::new(()),
+            bucket_target: BUCKET_TARGET,
         };
         store.check_identity(identity)?;
         Ok(store)
@@ -222,12 +243,15 @@ impl IndexStore {
     pub fn apply(&self, docs: &[DocRows], seq: u64) -> Result<()> {
         let mut wtxn = self.env.write_txn().map_err(storage_error)?;
         let mut counts: Vec<i64> = vec![0; usize::from(self.trees)];
+        // Every row inserted (+1) or removed (-1), by LMDB key, for the summary.
+        let mut deltas: Vec<(u16, Vec<u8>, i64)> = Vec::new();
         for doc in docs {
             let back_key = back_key(&doc.doc_id);
             if let Some(old) = self.back.get(&wtxn, &back_key).map_err(storage_error)? {
                 let old = decode_back(old)?;
                 for (tree, sort_key) in old {
-                    self.remove_row(&mut wtxn, tree, &sort_key)?;
+                    let removed = self.remove_row(&mut wtxn, tree, &sort_key)?;
+                    deltas.push((tree, removed, -1));
                     counts[usize::from(tree)] -= 1;
                 }
             }
@@ -239,7 +263,8 @@ impl IndexStore {
             }
             let mut stored = Vec::new();
             for row in &doc.rows {
-                self.insert_row(&mut wtxn, row, &doc.doc_id)?;
+                let inserted = self.insert_row(&mut wtxn, row, &doc.doc_id)?;
+                deltas.push((row.tree, inserted, 1));
                 counts[usize::from(row.tree)] += 1;
                 encode_back(&mut stored, row.tree, &row.sort_key);
             }
@@ -257,16 +282,131 @@ impl IndexStore {
                 totals.push((tree, count));
             }
         }
-        self.commit_checkpoint(wtxn, &totals, seq)
+        let next = self.next_summary(&wtxn, &deltas)?;
+        self.commit_checkpoint(wtxn, &totals, seq, next)
+    }
+
+    /// The summary of the snapshot `wtxn` writes: the published one with
+    /// `deltas` (tree, LMDB key, ±1) applied, if it counts the snapshot
+    /// `wtxn` started from (transaction ids grow by one per commit); `None`
+    /// otherwise, and the first reader that needs one rebuilds it.
+    fn next_summary(
+        &self,
+        wtxn: &RwTxn<'_>,
+        deltas: &[(u16, Vec<u8>, i64)],
+    ) -> Result<Option<CountSummary>> {
+        let base = self.summary.lock().expect("summary lock").clone();
+        let Some(base) = base.filter(|b| b.txn_id + 1 == wtxn.id()) else {
+            return Ok(None);
+        };
+        let mut trees = Vec::with_capacity(base.trees.len());
+        for (tree, counts) in base.trees.iter().enumerate() {
+            let tree = tree as u16;
+            let changed: Vec<(&[u8], i64)> = deltas
+                .iter()
+                .filter(|(t, _, _)| *t == tree)
+                .map(|(_, key, delta)| (key.as_slice(), *delta))
+                .collect();
+            if changed.is_empty() {
+                trees.push(counts.clone());
+                continue;
+            }
+            let mut rows_in = |lo: &[u8], hi: Option<&[u8]>| self.keys_in(wtxn, tree, lo, hi);
+            let updated =
+                counts.updated(&changed, self.bucket_target, self.truncate_at, &mut rows_in)?;
+            trees.push(Arc::new(updated));
+        }
+        Ok(Some(CountSummary {
+            txn_id: wtxn.id(),
+            trees,
+        }))
+    }
+
+    /// The LMDB keys of `tree` in `[lo, hi)` (`hi = None`: to the tree's end).
+    fn keys_in(
+        &self,
+        txn: &RoTxn<'_, WithoutTls>,
+        tree: u16,
+        lo: &[u8],
+        hi: Option<&[u8]>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let end = tree_end(tree);
+        let hi = match hi {
+            Some(hi) => Bound::Excluded(hi),
+            None => end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+        };
+        let keys_only = self.rows.remap_data_type::<DecodeIgnore>();
+        let mut out = Vec::new();
+        for entry in keys_only
+            .range(txn, &(Bound::Included(lo), hi))
+            .map_err(storage_error)?
+        {
+            out.push(entry.map_err(storage_error)?.0.to_vec());
+        }
+        Ok(out)
+    }
+
+    /// The count summary for `txn`'s snapshot: the published one if it counts
+    /// exactly that snapshot; a new one built from the snapshot if the
+    /// published one is older (or missing: after opening, or when a writer
+    /// could not derive one); `None` for a snapshot older than the published
+    /// summary (a reader that began before the last commit), which walks.
+    fn summary_for(&self, txn: &RoTxn<'_, WithoutTls>) -> Result<Option<Arc<CountSummary>>> {
+        let id = txn.id();
+        let usable = |summary: &Option<Arc<CountSummary>>| match summary {
+            Some(s) if s.txn_id == id => Some(Some(s.clone())),
+            Some(s) if s.txn_id > id => Some(None),
+            _ => None,
+        };
+        if let Some(found) = usable(&self.summary.lock().expect("summary lock")) {
+            return Ok(found);
+        }
+        let _producing = self.summary_producer.lock().expect("summary producer lock");
+        if let Some(found) = usable(&self.summary.lock().expect("summary lock")) {
+            return Ok(found);
+        }
+        let mut builders = self.summary_builders();
+        let keys_only = self.rows.remap_data_type::<DecodeIgnore>();
+        for entry in keys_only.iter(txn).map_err(storage_error)? {
+            let (key, ()) = entry.map_err(storage_error)?;
+            builder_of(&mut builders, key)?.push(key);
+        }
+        let built = Arc::new(CountSummary {
+            txn_id: id,
+            trees: builders.into_iter().map(|b| Arc::new(b.finish())).collect(),
+        });
+        self.publish(built.clone());
+        Ok(Some(built))
+    }
+
+    /// One summary builder per tree.
+    fn summary_builders(&self) -> Vec<TreeCountsBuilder> {
+        (0..self.trees)
+            .map(|tree| TreeCountsBuilder::for_tree(tree, self.bucket_target, self.truncate_at))
+            .collect()
+    }
+
+    /// Makes `summary` the published one unless a later snapshot's is.
+    fn publish(&self, summary: Arc<CountSummary>) {
+        let mut current = self.summary.lock().expect("summary lock");
+        if current.as_ref().is_none_or(|c| c.txn_id < summary.txn_id) {
+            *current = Some(summary);
+        }
     }
 
     /// Ends an index transaction: the row counts of the trees it changed and
-    /// the checkpoint, committed with the rows.
+    /// the checkpoint, committed with the rows; then publishes `next`, the
+    /// count summary of the new snapshot, if the writer derived one.
+    ///
+    /// Writing `update_seq` also guarantees that the commit advances the
+    /// LMDB transaction id (an empty commit would not), which summaries rely
+    /// on to tell snapshots apart (`view::counts`, "Versions").
     fn commit_checkpoint(
         &self,
         mut wtxn: RwTxn<'_>,
         counts: &[(u16, u64)],
         seq: u64,
+        next: Option<CountSummary>,
     ) -> Result<()> {
         for (tree, count) in counts {
             self.meta
@@ -276,7 +416,12 @@ impl IndexStore {
         self.meta
             .put(&mut wtxn, b"update_seq", &seq.to_be_bytes())
             .map_err(storage_error)?;
-        wtxn.commit().map_err(storage_error)
+        let _producing = self.summary_producer.lock().expect("summary producer lock");
+        wtxn.commit().map_err(storage_error)?;
+        if let Some(next) = next {
+            self.publish(Arc::new(next));
+        }
+        Ok(())
     }
 
     /// The index directory.
@@ -310,6 +455,8 @@ impl IndexStore {
         };
         // The current long-key bucket: `tree ‖ prefix` and its last rank.
         let mut bucket: Option<(Vec<u8>, u64)> = None;
+        // The count summary of the new snapshot, fed with every LMDB key.
+        let mut summary = self.summary_builders();
         for entry in rows {
             let (key, value) = entry?;
             if key.len() < 2 {
@@ -320,6 +467,7 @@ impl IndexStore {
                 self.rows
                     .put_with_flags(&mut wtxn, PutFlags::APPEND, &key, &value)
                     .map_err(out_of_order)?;
+                builder_of(&mut summary, &key)?.push(&key);
                 continue;
             }
             let tree = u16::from_be_bytes([key[0], key[1]]);
@@ -345,14 +493,11 @@ impl IndexStore {
                     sort_key,
                 )
                 .map_err(out_of_order)?;
+            let row_key = truncated_row_key(tree, prefix, rank);
             self.rows
-                .put_with_flags(
-                    &mut wtxn,
-                    PutFlags::APPEND,
-                    &truncated_row_key(tree, prefix, rank),
-                    &value,
-                )
+                .put_with_flags(&mut wtxn, PutFlags::APPEND, &row_key, &value)
                 .map_err(out_of_order)?;
+            builder_of(&mut summary, &row_key)?.push(&row_key);
         }
         for entry in back {
             let (key, value) = entry?;
@@ -363,7 +508,11 @@ impl IndexStore {
         let totals: Vec<(u16, u64)> = (0..self.trees)
             .map(|tree| (tree, counts.get(usize::from(tree)).copied().unwrap_or(0)))
             .collect();
-        self.commit_checkpoint(wtxn, &totals, seq)
+        let next = CountSummary {
+            txn_id: wtxn.id(),
+            trees: summary.into_iter().map(|b| Arc::new(b.finish())).collect(),
+        };
+        self.commit_checkpoint(wtxn, &totals, seq, Some(next))
     }
 
     /// Every entry of `rows`, `back` and `overflow`, in key order (tests).
@@ -381,7 +530,8 @@ impl IndexStore {
         Ok([dump(self.rows)?, dump(self.back)?, dump(self.overflow)?])
     }
 
-    fn insert_row(&self, wtxn: &mut RwTxn<'_>, row: &PreparedRow, doc_id: &str) -> Result<()> {
+    /// Stores a row; returns its LMDB key.
+    fn insert_row(&self, wtxn: &mut RwTxn<'_>, row: &PreparedRow, doc_id: &str) -> Result<Vec<u8>> {
         let lmdb_key = if row.sort_key.len() <= self.truncate_at {
             tree_key(row.tree, &row.sort_key)
         } else {
@@ -393,10 +543,12 @@ impl IndexStore {
         value.extend_from_slice(&row.key_value);
         self.rows
             .put(wtxn, &lmdb_key, &value)
-            .map_err(storage_error)
+            .map_err(storage_error)?;
+        Ok(lmdb_key)
     }
 
-    fn remove_row(&self, wtxn: &mut RwTxn<'_>, tree: u16, sort_key: &[u8]) -> Result<()> {
+    /// Removes a row; returns the LMDB key it had.
+    fn remove_row(&self, wtxn: &mut RwTxn<'_>, tree: u16, sort_key: &[u8]) -> Result<Vec<u8>> {
         let lmdb_key = if sort_key.len() <= self.truncate_at {
             tree_key(tree, sort_key)
         } else {
@@ -409,7 +561,7 @@ impl IndexStore {
             truncated_row_key(tree, &sort_key[..self.truncate_at], rank)
         };
         self.rows.delete(wtxn, &lmdb_key).map_err(storage_error)?;
-        Ok(())
+        Ok(lmdb_key)
     }
 
     /// The long keys sharing `prefix`, in rank order: (rank, full sort key).
@@ -546,8 +698,10 @@ impl IndexStore {
         Ok(RowIter { inner })
     }
 
-    /// Number of rows of `tree` with sort keys in `[lower, upper)`; walks the
-    /// keys without decoding rows.
+    /// Number of rows of `tree` with sort keys in `[lower, upper)`: the
+    /// difference of the two bounds' ranks in the count summary
+    /// (`view::counts`), each a binary search and a walk of part of one
+    /// bucket; a reader of a snapshot older than the summary walks the range.
     pub fn count(
         &self,
         txn: &RoTxn<'_, WithoutTls>,
@@ -556,17 +710,158 @@ impl IndexStore {
         upper: Option<&[u8]>,
     ) -> Result<u64> {
         let (lower, upper) = self.lmdb_range(txn, tree, lower, upper)?;
+        let Some(summary) = self.summary_for(txn)? else {
+            return self.walk(txn, &lower, &upper);
+        };
+        let counts = tree_counts(&summary, tree)?;
+        let (start, end) = self.range_ranks(txn, tree, counts, &lower, &upper)?;
+        Ok(end - start)
+    }
+
+    /// Rows of `tree` with sort keys in `[lower, upper)`, ascending, after the
+    /// first `skip` of them; returns how many were skipped (fewer than `skip`
+    /// when the range is shorter) and the rest. With the count summary the
+    /// skipped rows are never read: the first row kept is found by its
+    /// position (a binary search and a walk of part of one bucket). A reader
+    /// of a snapshot older than the summary skips nothing here, and its
+    /// caller walks.
+    pub fn scan_skipping<'t>(
+        &self,
+        txn: &'t RoTxn<'_, WithoutTls>,
+        tree: u16,
+        lower: Option<&[u8]>,
+        upper: Option<&[u8]>,
+        skip: u64,
+    ) -> Result<(u64, RowIter<'t>)> {
+        let summary = match skip {
+            0 => None,
+            _ => self.summary_for(txn)?,
+        };
+        let Some(summary) = summary else {
+            return Ok((0, self.scan(txn, tree, lower, upper, false)?));
+        };
+        let counts = tree_counts(&summary, tree)?;
+        let (lower, upper) = self.lmdb_range(txn, tree, lower, upper)?;
+        let (start, end) = self.range_ranks(txn, tree, counts, &lower, &upper)?;
+        let skipped = skip.min(end - start);
+        if skipped == end - start {
+            return Ok((skipped, RowIter::empty()));
+        }
+        let first = self.key_at(txn, counts, start + skipped)?;
+        let range = (
+            Bound::Included(first.as_slice()),
+            upper.as_ref().map(Vec::as_slice),
+        );
+        let inner: RawEntries<'t> = Box::new(self.rows.range(txn, &range).map_err(storage_error)?);
+        Ok((skipped, RowIter { inner }))
+    }
+
+    /// The ranks of an LMDB range's bounds (rows of the tree below each):
+    /// `start <= end`, as a reversed range is empty (the walk finds it so).
+    fn range_ranks(
+        &self,
+        txn: &RoTxn<'_, WithoutTls>,
+        tree: u16,
+        counts: &TreeCounts,
+        lower: &Bound<Vec<u8>>,
+        upper: &Bound<Vec<u8>>,
+    ) -> Result<(u64, u64)> {
+        let rank = |bound: &Bound<Vec<u8>>| match bound {
+            // Keys outside the tree (its end) rank after all its rows.
+            Bound::Included(key) | Bound::Excluded(key) if key.starts_with(&tree.to_be_bytes()) => {
+                self.rank(txn, counts, key)
+            }
+            _ => Ok(counts.total()),
+        };
+        let start = rank(lower)?;
+        Ok((start, rank(upper)?.max(start)))
+    }
+
+    /// The LMDB key of the row at `position` (0-based, below `counts.total()`).
+    fn key_at(
+        &self,
+        txn: &RoTxn<'_, WithoutTls>,
+        counts: &TreeCounts,
+        position: u64,
+    ) -> Result<Vec<u8>> {
+        let i = counts.bucket_at(position);
+        let lower = Bound::Included(counts.bound(i));
+        let upper = counts.end_of(i).map_or(Bound::Unbounded, Bound::Excluded);
+        let keys_only = self.rows.remap_data_type::<DecodeIgnore>();
+        let mut keys = keys_only
+            .range(txn, &(lower, upper))
+            .map_err(storage_error)?;
+        let offset = usize::try_from(position - counts.before(i))
+            .map_err(|_| Error::Corrupt("row position out of range".into()))?;
+        match keys.nth(offset) {
+            Some(entry) => Ok(entry.map_err(storage_error)?.0.to_vec()),
+            None => Err(Error::Corrupt(format!(
+                "view row counts: no row at position {position}"
+            ))),
+        }
+    }
+
+    /// Rows whose LMDB key is below `key` (a key of the tree `counts` counts).
+    fn rank(&self, txn: &RoTxn<'_, WithoutTls>, counts: &TreeCounts, key: &[u8]) -> Result<u64> {
+        let i = counts.bucket_of(key);
+        let bound = counts.bound(i);
+        if bound == key {
+            return Ok(counts.before(i));
+        }
+        let within = self.walk(
+            txn,
+            &Bound::Included(bound.to_vec()),
+            &Bound::Excluded(key.to_vec()),
+        )?;
+        Ok(counts.before(i) + within)
+    }
+
+    /// Number of rows in an LMDB key range, walking the keys without
+    /// decoding rows.
+    fn walk(
+        &self,
+        txn: &RoTxn<'_, WithoutTls>,
+        lower: &Bound<Vec<u8>>,
+        upper: &Bound<Vec<u8>>,
+    ) -> Result<u64> {
         let range = (
             lower.as_ref().map(Vec::as_slice),
             upper.as_ref().map(Vec::as_slice),
         );
-        let keys_only = self.rows.remap_data_type::<heed::types::DecodeIgnore>();
+        let keys_only = self.rows.remap_data_type::<DecodeIgnore>();
         let mut n = 0;
         for entry in keys_only.range(txn, &range).map_err(storage_error)? {
             entry.map_err(storage_error)?;
             n += 1;
         }
         Ok(n)
+    }
+
+    /// Sets the rows per summary bucket aimed at (tests: tiny buckets
+    /// exercise splits and merges).
+    #[cfg(test)]
+    pub(super) fn set_bucket_target(&mut self, target: usize) {
+        self.bucket_target = target;
+    }
+
+    /// [`IndexStore::count`] by walking every row of the range (tests).
+    #[cfg(test)]
+    pub(super) fn count_walking(
+        &self,
+        txn: &RoTxn<'_, WithoutTls>,
+        tree: u16,
+        lower: Option<&[u8]>,
+        upper: Option<&[u8]>,
+    ) -> Result<u64> {
+        let (lower, upper) = self.lmdb_range(txn, tree, lower, upper)?;
+        self.walk(txn, &lower, &upper)
+    }
+
+    /// The published summary's transaction id and bucket bounds of `tree` (tests).
+    #[cfg(test)]
+    pub(super) fn summary_bounds(&self, tree: u16) -> Option<(usize, Vec<Vec<u8>>)> {
+        let summary = self.summary.lock().unwrap().clone()?;
+        Some((summary.txn_id, summary.trees[usize::from(tree)].bounds()))
     }
 
     /// LMDB bounds of the rows of `tree` in `[lower, upper)`.
@@ -583,8 +878,7 @@ impl IndexStore {
         };
         let upper = match upper {
             Some(bound) => Bound::Excluded(self.seek_key(txn, tree, bound)?),
-            None if tree == u16::MAX => Bound::Unbounded,
-            None => Bound::Excluded((tree + 1).to_be_bytes().to_vec()),
+            None => tree_end(tree).map_or(Bound::Unbounded, Bound::Excluded),
         };
         Ok((Bound::Included(lower), upper))
     }
@@ -616,6 +910,14 @@ pub(crate) struct RowIter<'t> {
     inner: RawEntries<'t>,
 }
 
+impl RowIter<'_> {
+    fn empty() -> Self {
+        RowIter {
+            inner: Box::new(std::iter::empty()),
+        }
+    }
+}
+
 impl Iterator for RowIter<'_> {
     type Item = Result<StoredRow>;
 
@@ -638,6 +940,32 @@ fn decode_row(value: &[u8]) -> Result<StoredRow> {
     let (key, value): (Value, Value) =
         serde_json::from_slice(&value[end..]).map_err(|_| corrupt())?;
     Ok(StoredRow { doc_id, key, value })
+}
+
+/// The summary of `tree`.
+fn tree_counts(summary: &CountSummary, tree: u16) -> Result<&TreeCounts> {
+    summary
+        .trees
+        .get(usize::from(tree))
+        .map(Arc::as_ref)
+        .ok_or_else(|| Error::Corrupt(format!("no row counts for tree {tree}")))
+}
+
+/// The lowest LMDB key after every key of `tree` (`None` for the last tree).
+fn tree_end(tree: u16) -> Option<Vec<u8>> {
+    tree.checked_add(1).map(|next| next.to_be_bytes().to_vec())
+}
+
+/// The summary builder of the tree an LMDB row key belongs to.
+fn builder_of<'b>(
+    builders: &'b mut [TreeCountsBuilder],
+    key: &[u8],
+) -> Result<&'b mut TreeCountsBuilder> {
+    let tree = key
+        .get(..2)
+        .map(|t| usize::from(u16::from_be_bytes([t[0], t[1]])));
+    tree.and_then(|tree| builders.get_mut(tree))
+        .ok_or_else(|| Error::Corrupt("view row key outside every tree".into()))
 }
 
 fn tree_key(tree: u16, sort_key: &[u8]) -> Vec<u8> {
@@ -945,10 +1273,251 @@ mod tests {
         }
     }
 
+    /// The published summary counts `txn`'s snapshot, and each of its
+    /// buckets exactly the rows between its bounds (`view::counts` invariant 1).
+    fn assert_summary_counts_rows(store: &IndexStore, txn: &RoTxn<'_, WithoutTls>, tree: u16) {
+        let summary = store.summary.lock().unwrap().clone().unwrap();
+        assert_eq!(summary.txn_id, txn.id());
+        let counts = &summary.trees[usize::from(tree)];
+        let bounds = counts.bounds();
+        assert_eq!(bounds[0], tree.to_be_bytes());
+        assert!(bounds.windows(2).all(|w| w[0] < w[1]));
+        for (i, bound) in bounds.iter().enumerate() {
+            let end = counts
+                .end_of(i)
+                .map(<[u8]>::to_vec)
+                .or_else(|| tree_end(tree));
+            let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+            let rows = store
+                .walk(txn, &Bound::Included(bound.clone()), &upper)
+                .unwrap();
+            assert_eq!(rows, counts.before(i + 1) - counts.before(i), "bucket {i}");
+        }
+        assert_eq!(counts.total(), store.row_count(txn, tree).unwrap());
+    }
+
+    /// A random row set for [`offsets_equal_walking_counts`]: per doc, its
+    /// rows as (tree, key bytes) or a deletion.
+    type Batch = Vec<(u8, Option<Vec<(u16, Vec<u8>)>>)>;
+
+    fn batches() -> impl Strategy<Value = Vec<(Batch, bool)>> {
+        let rows =
+            proptest::collection::vec((0u16..2, proptest::collection::vec(0u8..4, 0..10)), 0..4);
+        let doc = (0u8..40, proptest::option::weighted(0.8, rows));
+        // (docs, forget the summary first: as after reopening)
+        proptest::collection::vec(
+            (
+                proptest::collection::vec(doc, 1..12),
+                proptest::bool::weighted(0.1),
+            ),
+            1..20,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        /// Random batches of inserts, updates and deletes (most keys long, so
+        /// renumbering happens, and buckets of 2 rows, so they split and merge
+        /// all the time): every count equals the model's, for the newest
+        /// snapshot (through the summary, whose buckets must count exactly
+        /// their rows) and for a snapshot taken before the batch (which must
+        /// not use the newer summary).
+        #[test]
+        fn offsets_equal_walking_counts(
+            batches in batches(),
+            bounds in proptest::collection::vec(proptest::collection::vec(0u8..5, 0..12), 1..6),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = IndexStore::open_with_truncation(dir.path(), &identity("c"), 6).unwrap();
+            store.set_bucket_target(2);
+            let enc = |k: &[u8]| { let mut e: Vec<u8> = k.iter().map(|b| b + 1).collect(); e.push(0); e };
+            let mut bounds: Vec<Option<Vec<u8>>> = bounds.iter().map(|b| Some(enc(b))).collect();
+            bounds.push(None);
+            let mut model: std::collections::BTreeMap<String, Vec<(u16, Vec<u8>)>> = Default::default();
+            let model_count = |model: &std::collections::BTreeMap<String, Vec<(u16, Vec<u8>)>>, tree: u16, lo: &Option<Vec<u8>>, hi: &Option<Vec<u8>>| {
+                model.values().flatten().filter(|(t, k)| {
+                    *t == tree && lo.as_ref().is_none_or(|lo| k >= lo) && hi.as_ref().is_none_or(|hi| k < hi)
+                }).count() as u64
+            };
+            for (seq, (batch, forget)) in batches.iter().enumerate() {
+                if *forget {
+                    *store.summary.lock().unwrap() = None;
+                }
+                let before = model.clone();
+                let old = store.read_txn().unwrap();
+                let mut docs = Vec::new();
+                let mut seen = std::collections::HashSet::new();
+                for (doc, rows) in batch {
+                    let id = format!("d{doc}");
+                    if !seen.insert(id.clone()) { continue; }
+                    let rows: Vec<PreparedRow> = rows.iter().flatten().enumerate().map(|(ctr, (tree, key))| PreparedRow {
+                        tree: *tree,
+                        sort_key: row_sort_key(&enc(key), &id, ctr as u32),
+                        key_value: b"[0,0]".to_vec(),
+                    }).collect();
+                    model.remove(&id);
+                    if !rows.is_empty() {
+                        model.insert(id.clone(), rows.iter().map(|r| (r.tree, r.sort_key.clone())).collect());
+                    }
+                    docs.push(DocRows { doc_id: id, rows });
+                }
+                store.apply(&docs, seq as u64 + 1).unwrap();
+                let txn = store.read_txn().unwrap();
+                for tree in 0..2u16 {
+                    for lo in &bounds {
+                        for hi in &bounds {
+                            let expected = model_count(&model, tree, lo, hi);
+                            prop_assert_eq!(store.count(&txn, tree, lo.as_deref(), hi.as_deref()).unwrap(), expected);
+                            prop_assert_eq!(store.count_walking(&txn, tree, lo.as_deref(), hi.as_deref()).unwrap(), expected);
+                            let expected_old = model_count(&before, tree, lo, hi);
+                            prop_assert_eq!(store.count(&old, tree, lo.as_deref(), hi.as_deref()).unwrap(), expected_old);
+                            // Skipping by position finds the rows a walk would.
+                            for skip in [1, 3, 7] {
+                                let mut expected: Vec<(Vec<u8>, String)> = model.iter().flat_map(|(id, rows)| {
+                                    rows.iter().filter(|(t, k)| {
+                                        *t == tree && lo.as_ref().is_none_or(|lo| k >= lo) && hi.as_ref().is_none_or(|hi| k < hi)
+                                    }).map(move |(_, k)| (k.clone(), id.clone()))
+                                }).collect();
+                                expected.sort();
+                                let kept: Vec<String> = expected.iter().skip(skip as usize).map(|(_, id)| id.clone()).collect();
+                                let (skipped, rows) = store.scan_skipping(&txn, tree, lo.as_deref(), hi.as_deref(), skip).unwrap();
+                                let ids: Vec<String> = rows.map(|r| r.unwrap().doc_id).collect();
+                                prop_assert_eq!((skipped, ids), ((skip).min(expected.len() as u64), kept));
+                                // An older snapshot skips nothing itself.
+                                let (skipped, rows) = store.scan_skipping(&old, tree, lo.as_deref(), hi.as_deref(), skip).unwrap();
+                                prop_assert_eq!((skipped, rows.count() as u64), (0, expected_old));
+                            }
+                        }
+                    }
+                    // The newest snapshot was answered by its own summary.
+                    assert_summary_counts_rows(&store, &txn, tree);
+                }
+            }
+        }
+    }
+
+    /// Readers race a writer (tiny buckets, long keys): whichever summary a
+    /// reader finds, published, derived, rebuilt or none, its counts and
+    /// skips equal a walk of its own snapshot.
+    #[test]
+    fn readers_racing_a_writer_count_their_own_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = IndexStore::open_with_truncation(dir.path(), &identity("w"), 6).unwrap();
+        store.set_bucket_target(3);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let bounds: Vec<Vec<u8>> = (0..6u8).map(|b| vec![b, 1, 0]).collect();
+        std::thread::scope(|scope| {
+            for reader in 0..2 {
+                let (store, done, bounds) = (&store, &done, &bounds);
+                scope.spawn(move || {
+                    let mut checks = 0;
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) || checks == 0 {
+                        let txn = store.read_txn().unwrap();
+                        for bound in bounds {
+                            let fast = store.count(&txn, 0, None, Some(bound)).unwrap();
+                            let walked = store.count_walking(&txn, 0, None, Some(bound)).unwrap();
+                            assert_eq!(fast, walked, "reader {reader}");
+                            let (skipped, rows) =
+                                store.scan_skipping(&txn, 0, Some(bound), None, 5).unwrap();
+                            let all = store.count_walking(&txn, 0, Some(bound), None).unwrap();
+                            assert_eq!(skipped + rows.count() as u64, all);
+                        }
+                        checks += 1;
+                        // Now and then, forget the summary (as after reopening).
+                        if checks % 17 == 0 {
+                            *store.summary.lock().unwrap() = None;
+                        }
+                    }
+                });
+            }
+            // A small LCG: deterministic docs, keys long and short.
+            let mut state = 7u64;
+            let mut next = move |n: u64| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 33) % n
+            };
+            for seq in 1..=150u64 {
+                let docs: Vec<DocRows> = (0..4)
+                    .map(|_| {
+                        let id = format!("d{}", next(60));
+                        let rows = (0..next(4))
+                            .map(|ctr| {
+                                let key: Vec<u8> =
+                                    (0..next(10)).map(|_| next(6) as u8 + 1).collect();
+                                let mut encoded = key;
+                                encoded.push(0);
+                                PreparedRow {
+                                    tree: 0,
+                                    sort_key: row_sort_key(&encoded, &id, ctr as u32),
+                                    key_value: b"[0,0]".to_vec(),
+                                }
+                            })
+                            .collect();
+                        DocRows { doc_id: id, rows }
+                    })
+                    .fold(Vec::<DocRows>::new(), |mut unique, doc| {
+                        if !unique.iter().any(|d| d.doc_id == doc.doc_id) {
+                            unique.push(doc);
+                        }
+                        unique
+                    });
+                store.apply(&docs, seq).unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+
+    #[test]
+    fn a_reopened_index_rebuilds_its_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let docs: Vec<DocRows> = (0..300u32)
+            .map(|i| DocRows {
+                doc_id: format!("d{i:03}"),
+                rows: vec![row(0, &i.to_be_bytes(), &format!("d{i:03}"), 0, "[0,0]")],
+            })
+            .collect();
+        {
+            let store = IndexStore::open(dir.path(), &identity("a")).unwrap();
+            store.apply(&docs, 1).unwrap();
+        }
+        if let Some(closing) = heed::env_closing_event(dir.path().canonicalize().unwrap()) {
+            closing.wait();
+        }
+        let store = IndexStore::open(dir.path(), &identity("a")).unwrap();
+        assert!(store.summary_bounds(0).is_none());
+        let txn = store.read_txn().unwrap();
+        let bound = row_sort_key(&200u32.to_be_bytes(), "d200", 0);
+        assert_eq!(store.count(&txn, 0, None, Some(&bound)).unwrap(), 200);
+        let (id, bounds) = store.summary_bounds(0).unwrap();
+        assert_eq!(id, txn.id());
+        assert_eq!(bounds.len(), 300_usize.div_ceil(BUCKET_TARGET));
+        drop(txn);
+        // The next write derives its summary from the rebuilt one.
+        store
+            .apply(
+                &docs[..1]
+                    .iter()
+                    .map(|d| DocRows {
+                        doc_id: d.doc_id.clone(),
+                        rows: vec![],
+                    })
+                    .collect::<Vec<_>>(),
+                2,
+            )
+            .unwrap();
+        let txn = store.read_txn().unwrap();
+        assert_eq!(store.summary_bounds(0).unwrap().0, txn.id());
+        assert_eq!(store.count(&txn, 0, None, Some(&bound)).unwrap(), 199);
+    }
+
     #[test]
     fn exhausted_gaps_renumber_the_bucket() {
         let dir = tempfile::tempdir().unwrap();
-        let store = IndexStore::open_with_truncation(dir.path(), &identity("r"), 4).unwrap();
+        let mut store = IndexStore::open_with_truncation(dir.path(), &identity("r"), 4).unwrap();
+        // Tiny buckets: renumbering moves rows, never across a bucket bound.
+        store.set_bucket_target(2);
         // After the lowest and highest keys, every key goes between the previous
         // one and the highest: the gap halves each time, so a renumbering must
         // happen within ~32 inserts.
@@ -974,6 +1543,10 @@ mod tests {
                     seq as u64,
                 )
                 .unwrap();
+            let txn = store.read_txn().unwrap();
+            store.count(&txn, 0, None, None).unwrap();
+            assert_summary_counts_rows(&store, &txn, 0);
+            drop(txn);
             expected.push((sort_key, id));
         }
         expected.sort();

@@ -48,6 +48,7 @@
 
 mod bulk;
 mod cleanup;
+mod counts;
 mod design;
 mod engine;
 mod index;

@@ -224,6 +224,29 @@ impl TreeReader<'_> {
         }
     }
 
+    /// [`TreeReader::scan`] without the first `skip` rows, if the index can
+    /// pass over them unread (ascending only: walking backwards, the rows of
+    /// one document's repeated key come out reordered, and a jump could land
+    /// inside them). Returns how many rows it skipped.
+    fn scan_skipping(
+        &self,
+        range: &Range,
+        descending: bool,
+        skip: u64,
+    ) -> Result<(u64, DupOrdered<'_>)> {
+        if descending {
+            return Ok((0, self.scan(range, descending)?));
+        }
+        let (skipped, rows) = self.store.scan_skipping(
+            self.txn,
+            self.tree,
+            range.lower.as_deref(),
+            range.upper.as_deref(),
+            skip,
+        )?;
+        Ok((skipped, DupOrdered::new(rows, descending)))
+    }
+
     fn scan(&self, range: &Range, descending: bool) -> Result<DupOrdered<'_>> {
         let rows = self.store.scan(
             self.txn,
@@ -256,7 +279,14 @@ impl TreeReader<'_> {
         'ranges: for range in &ranges {
             let before = self.rows_before(range, q.descending)?;
             let mut seen = 0u64;
-            for row in self.scan(range, q.descending)? {
+            let (skipped, walked) = self.scan_skipping(range, q.descending, skip)?;
+            if skipped > 0 {
+                // The skipped rows were met: the range's first row is one.
+                first_row_at.get_or_insert(before);
+                skip -= skipped;
+                seen += skipped;
+            }
+            for row in walked {
                 let row = row?;
                 seen += 1;
                 if first_row_at.is_none() {
