@@ -33,6 +33,40 @@ pub(crate) fn run(db: &Path, file: &Path, batch_size: usize) -> Result<i32> {
     };
     let db = super::open_validated(db)?;
     let progress = progress_bar(total_bytes);
+    let summary = import(&db, input, batch_size, progress.as_ref())?;
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    print_json(&json!({
+        "ok": summary.failed == 0,
+        "imported": summary.imported,
+        "failed": summary.failed,
+        "seconds": summary.seconds,
+        "docs_per_sec": (summary.imported as f64 / summary.seconds.max(1e-9)).round(),
+        "update_seq": db.update_seq()?,
+    }))?;
+    Ok(if summary.failed == 0 { 0 } else { 1 })
+}
+
+/// What an import did.
+pub(crate) struct ImportSummary {
+    /// Documents written.
+    pub imported: u64,
+    /// Lines refused (bad JSON, invalid or rejected documents), each reported on stderr.
+    pub failed: u64,
+    /// Wall time, parsing included.
+    pub seconds: f64,
+}
+
+/// Imports JSON lines from `input` into `db`, `batch_size` documents a
+/// transaction: a reader thread parses and prepares the next batch while
+/// this one is written (and validated).
+pub(crate) fn import(
+    db: &Database,
+    input: Box<dyn Read + Send>,
+    batch_size: usize,
+    progress: Option<&ProgressBar>,
+) -> Result<ImportSummary> {
     let started = Instant::now();
     let (tx, rx) = crossbeam_channel::bounded::<Result<Batch>>(1);
     let reader = {
@@ -43,7 +77,7 @@ pub(crate) fn run(db: &Path, file: &Path, batch_size: usize) -> Result<i32> {
     for batch in rx {
         let batch = batch?;
         for (line, reason) in &batch.bad {
-            report(&progress, &format!("line {line}: bad_request: {reason}"));
+            report(progress, &format!("line {line}: bad_request: {reason}"));
         }
         failed += batch.bad.len() as u64;
         let results = db.write_prepared(batch.docs)?;
@@ -53,13 +87,13 @@ pub(crate) fn run(db: &Path, file: &Path, batch_size: usize) -> Result<i32> {
                 BulkResult::Error { id, error, .. } => {
                     failed += 1;
                     report(
-                        &progress,
+                        progress,
                         &format!("line {line}: {} ({id}): {}", error.name(), error.reason()),
                     );
                 }
             }
         }
-        if let Some(pb) = &progress {
+        if let Some(pb) = progress {
             pb.inc(batch.bytes);
             let rate = imported as f64 / started.elapsed().as_secs_f64().max(1e-9);
             pb.set_message(format!("{imported} docs, {rate:.0} docs/s"));
@@ -68,19 +102,11 @@ pub(crate) fn run(db: &Path, file: &Path, batch_size: usize) -> Result<i32> {
     reader
         .join()
         .map_err(|_| settee::Error::Corrupt("the input reader thread panicked".into()))?;
-    if let Some(pb) = progress {
-        pb.finish_and_clear();
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    print_json(&json!({
-        "ok": failed == 0,
-        "imported": imported,
-        "failed": failed,
-        "seconds": seconds,
-        "docs_per_sec": (imported as f64 / seconds.max(1e-9)).round(),
-        "update_seq": db.update_seq()?,
-    }))?;
-    Ok(if failed == 0 { 0 } else { 1 })
+    Ok(ImportSummary {
+        imported,
+        failed,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 fn progress_bar(total_bytes: Option<u64>) -> Option<ProgressBar> {
@@ -113,7 +139,7 @@ fn progress_bar(total_bytes: Option<u64>) -> Option<ProgressBar> {
     Some(pb)
 }
 
-fn report(progress: &Option<ProgressBar>, msg: &str) {
+fn report(progress: Option<&ProgressBar>, msg: &str) {
     match progress {
         Some(pb) => pb.suspend(|| eprintln!("{msg}")),
         None => eprintln!("{msg}"),

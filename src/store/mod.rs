@@ -199,18 +199,19 @@ pub struct PreparedBatch {
     opts: BulkOptions,
     /// Per input document: its refusal, or `None` when it is in `prepared`.
     slots: Vec<Option<BulkResult>>,
-    prepared: Vec<write::Prepared>,
+    prepared: Arc<Vec<write::Prepared>>,
     early: Option<EarlyValidation>,
 }
 
-/// Verdicts reached by [`Database::prepare_bulk`], with what they assumed.
+/// Verdicts [`Database::prepare_bulk`] has set out to reach (on a thread of
+/// their own), with what they assume.
 struct EarlyValidation {
     /// [`Shared::validation_epoch`] before the snapshot was read.
     epoch: u64,
-    /// The user they were reached for.
+    /// The user they are reached for.
     user: UserCtx,
-    /// By prepared document.
-    verdicts: Vec<Option<write::EarlyVerdict>>,
+    /// By prepared document, once reached.
+    verdicts: Receiver<Result<Vec<Option<write::EarlyVerdict>>>>,
 }
 
 impl std::fmt::Debug for PreparedBatch {
@@ -774,11 +775,12 @@ impl Database {
     /// The first half of [`Database::bulk_docs`]: checks the documents,
     /// serialises their bodies and computes their revisions (in parallel),
     /// without writing. Bulk loaders prepare the next batch while the
-    /// previous one is written by [`Database::write_prepared`]; so that this
-    /// overlap covers `validate_doc_update` too, a large batch is also
-    /// validated here, on a snapshot, and the write only revalidates the
-    /// documents whose stored parent changed meanwhile (or all of them, if a
-    /// design document or the security object changed).
+    /// previous one is written by [`Database::write_prepared`]. So that this
+    /// overlap covers `validate_doc_update` too, a large batch also starts
+    /// being validated here, on a snapshot and a thread of its own; the
+    /// write waits for those verdicts and revalidates only the documents
+    /// whose stored parent changed meanwhile (or all of them, if a design
+    /// document, the security object, the validator or the user changed).
     ///
     /// ```
     /// use serde_json::json;
@@ -819,15 +821,18 @@ impl Database {
         Ok(PreparedBatch {
             opts,
             slots,
-            prepared,
+            prepared: Arc::new(prepared),
             early: None,
         })
     }
 
-    /// Early verdicts for a large batch when a validator is installed.
+    /// Starts reaching early verdicts for a large batch when a validator is
+    /// installed, on a thread of its own: the caller goes on preparing the
+    /// next batch meanwhile, and [`Database::write_prepared`] waits for them
+    /// (before taking the write lock).
     fn validate_early(
         &self,
-        prepared: &[write::Prepared],
+        prepared: &Arc<Vec<write::Prepared>>,
         opts: BulkOptions,
     ) -> Result<Option<EarlyValidation>> {
         let Some(validator) = self.validator() else {
@@ -838,13 +843,24 @@ impl Database {
         }
         // Read before the snapshot: a change after it moves the epoch later.
         let epoch = self.shared.validation_epoch.load(Ordering::Acquire);
-        let ctx = write::WriteContext {
-            new_edits: opts.new_edits,
-            validator: Some(&*validator),
-            user: &self.caller.user,
-            early: &[],
-        };
-        let verdicts = write::validate_early(&self.shared.current(), prepared, &ctx)?;
+        let (tx, verdicts) = crossbeam_channel::bounded(1);
+        let (generation, prepared, user) = (
+            self.shared.current(),
+            prepared.clone(),
+            self.caller.user.clone(),
+        );
+        std::thread::Builder::new()
+            .name("settee-validate".into())
+            .spawn(move || {
+                let ctx = write::WriteContext {
+                    new_edits: opts.new_edits,
+                    validator: Some(&*validator),
+                    user: &user,
+                    early: &[],
+                };
+                // A batch dropped unwritten has nobody listening: fine.
+                let _ = tx.send(write::validate_early(&generation, &prepared, &ctx));
+            })?;
         Ok(Some(EarlyValidation {
             epoch,
             user: self.caller.user.clone(),
@@ -872,6 +888,13 @@ impl Database {
             early,
         } = batch;
         let validator = self.validator();
+        // Waited for before the write lock. Early validation that failed
+        // leaves the documents to be validated in the write, which reports
+        // the failure if it persists.
+        let early = early.and_then(|e| match e.verdicts.recv() {
+            Ok(Ok(verdicts)) => Some((e.epoch, e.user, verdicts)),
+            _ => None,
+        });
         let (written, events) = if prepared.is_empty() {
             (Vec::new(), Vec::new())
         } else {
@@ -884,12 +907,12 @@ impl Database {
             // reached under it still see the design documents and security
             // object in force.
             let epoch = self.shared.validation_epoch.load(Ordering::Acquire);
-            let early = early.filter(|e| e.epoch == epoch && e.user == self.caller.user);
+            let early = early.filter(|(e, user, _)| *e == epoch && *user == self.caller.user);
             let ctx = write::WriteContext {
                 new_edits: opts.new_edits,
                 validator: validator.as_deref(),
                 user: &self.caller.user,
-                early: early.as_ref().map_or(&[], |e| &e.verdicts[..]),
+                early: early.as_ref().map_or(&[], |(_, _, verdicts)| &verdicts[..]),
             };
             let generation = self.shared.current();
             let written = generation.write(|txn, t| write::write_batch(txn, t, &prepared, &ctx))?;

@@ -712,22 +712,31 @@ fn validate_chunk(
     user: &UserCtx,
     subjects: Vec<Subject<'_>>,
 ) -> Result<Vec<Result<()>>> {
-    let mut verdicts = Vec::with_capacity(subjects.len());
+    // The requests are built in parallel: copying every document into the
+    // shape validators see is a good part of a large batch's validation.
+    let built: Vec<std::result::Result<ValidationRequest<'_>, Result<()>>> = subjects
+        .into_par_iter()
+        .map(|subject| match subject {
+            Subject::Validate(p, old_doc) => Ok(ValidationRequest {
+                id: &p.doc.id,
+                new_doc: Arc::new(validation_doc(p)),
+                old_doc: old_doc.map(Arc::new),
+                user,
+            }),
+            other => Err(other.into_verdict()),
+        })
+        .collect();
+    let mut verdicts = Vec::with_capacity(built.len());
     let mut reqs = Vec::new();
     let mut which = Vec::new();
-    for (i, subject) in subjects.into_iter().enumerate() {
-        match subject {
-            Subject::Validate(p, old_doc) => {
-                reqs.push(ValidationRequest {
-                    id: &p.doc.id,
-                    new_doc: Arc::new(validation_doc(p)),
-                    old_doc: old_doc.map(Arc::new),
-                    user,
-                });
+    for (i, item) in built.into_iter().enumerate() {
+        match item {
+            Ok(req) => {
+                reqs.push(req);
                 which.push(i);
                 verdicts.push(Ok(()));
             }
-            other => verdicts.push(other.into_verdict()),
+            Err(verdict) => verdicts.push(verdict),
         }
     }
     if reqs.is_empty() {
