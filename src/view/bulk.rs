@@ -25,15 +25,16 @@
 //! that bound. The rest of the feed is then applied incrementally.
 //!
 //! ## Crash safety (invariant)
-//! **Nothing of a bulk build is visible until its single final LMDB
-//! transaction commits, and that transaction writes the rows, overflow
-//! entries, back-index, row counts and checkpoint together.** Until then the
-//! index stays empty at checkpoint 0, so a crash (or an error) at any point
-//! leaves an index that the next pass bulk-builds again from scratch; the
-//! run files of a killed build (in `bulk.tmp/` inside the index directory)
-//! are deleted when the next build starts, and by a finished or failed one.
-//! The final transaction clears the tables before appending, so it never
-//! depends on them being empty.
+//! **Nothing of a bulk build is visible until its final LMDB commit, which
+//! writes the row counts and the checkpoint and removes the `bulk_building`
+//! mark together.** The rows, overflow entries and back-index are appended
+//! in transactions of about 32 MiB (`IndexStore::bulk_load`), each carrying
+//! the mark: while it is there, queries see an empty index, and opening the
+//! index discards a marked one (a crash or an error at any point), so the
+//! next pass bulk-builds again from scratch; the run files of a killed
+//! build (in `bulk.tmp/` inside the index directory) are deleted when the
+//! next build starts, and by a finished or failed one. The load clears the
+//! tables first, so it never depends on them being empty.
 //!
 //! A `ControlFlow::Break` from the progress callback ends the input at the
 //! last batch read; what was gathered so far (complete documents, up to that
@@ -42,11 +43,12 @@
 //!
 //! ## Memory
 //! Encoded rows and back-index entries are held in two flat buffers; when
-//! their total passes the budget both are sorted (rayon `par_sort_unstable`)
-//! and written as runs to one file each. The merge reads every run through a
-//! small buffer of its own. The budget bounds the sorter, not LMDB: the final
-//! transaction's dirty pages are LMDB's (it spills them to the file itself
-//! past its dirty-page limit).
+//! the records in them pass the budget both are sorted (rayon
+//! `par_sort_unstable`) and written as runs to one file each, and the
+//! buffers (keeping their allocation) start over. The merge reads every run
+//! through a small buffer of its own, and the load commits every 32 MiB, so
+//! a build needs about the budget plus one LMDB transaction's dirty pages,
+//! whatever the number of documents.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -133,9 +135,11 @@ impl ExternalSorter {
         }
     }
 
-    /// Memory held by the buffer.
+    /// Bytes of records in the buffer. Not its capacity: a spill empties the
+    /// buffer but keeps its allocation for the next run, and measuring the
+    /// allocation would make every later document spill a run of its own.
     fn bytes(&self) -> usize {
-        self.data.capacity() + self.entries.capacity() * std::mem::size_of::<Entry>()
+        self.data.len() + self.entries.len() * std::mem::size_of::<Entry>()
     }
 
     /// Adds a record whose key and value are the concatenations of the parts.
@@ -352,7 +356,7 @@ impl Drop for RunDir {
     }
 }
 
-/// Gathers the rows of a first build and writes them in one transaction.
+/// Gathers the rows of a first build and writes them (`IndexStore::bulk_load`).
 pub(crate) struct BulkBuilder {
     rows: ExternalSorter,
     back: ExternalSorter,
@@ -462,6 +466,45 @@ mod tests {
 
     fn all_entries(store: &IndexStore) -> [crate::view::index::RawTable; 3] {
         store.raw_tables().unwrap()
+    }
+
+    #[test]
+    fn spills_come_once_per_budget_of_records() {
+        // Each spill must empty the budget: a run per budget's worth of
+        // records, not (as when capacity was measured) one per document
+        // after the first spill.
+        let dir = tempfile::tempdir().unwrap();
+        let store = IndexStore::open(dir.path(), &identity()).unwrap();
+        let budget = 8 << 10;
+        let mut builder = BulkBuilder::new(&store, 2, budget).unwrap();
+        let docs: Vec<DocRows> = (0..2000)
+            .map(|i| {
+                let id = format!("d{i:05}");
+                let mut sort_key = format!("key{i:05}").into_bytes();
+                crate::collate::row_key(&mut sort_key, &id, 0);
+                DocRows {
+                    doc_id: id,
+                    rows: vec![PreparedRow {
+                        tree: 0,
+                        sort_key,
+                        key_value: format!("[\"key{i:05}\",{i}]").into_bytes(),
+                    }],
+                }
+            })
+            .collect();
+        for chunk in docs.chunks(100) {
+            builder.add(chunk).unwrap();
+        }
+        let record_bytes = builder.rows.bytes() + builder.back.bytes();
+        let spills = builder.spills();
+        // About 100 bytes of records per document: some 25 runs of 8 KiB.
+        assert!(
+            (10..=60).contains(&spills),
+            "{spills} spills ({record_bytes} bytes left)"
+        );
+        builder.finish(&store, 20).unwrap();
+        let txn = store.read_txn().unwrap();
+        assert_eq!(store.row_count(&txn, 0).unwrap(), 2000);
     }
 
     proptest! {

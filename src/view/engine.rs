@@ -316,17 +316,33 @@ impl ViewEngine {
     ) -> Result<ViewResponse> {
         let query = &resolved.options;
         let txn = group.index.read_txn()?;
+        let update_seq = if query.update_seq {
+            Some(group.index.update_seq(&txn)?)
+        } else {
+            None
+        };
+        if group.index.is_building(&txn)? {
+            // A bulk build's partial rows: the index is not there yet.
+            return Ok(if resolved.reduce {
+                ViewResponse::Reduce {
+                    update_seq,
+                    rows: Vec::new(),
+                }
+            } else {
+                ViewResponse::Map {
+                    total_rows: 0,
+                    offset: 0,
+                    update_seq,
+                    rows: Vec::new(),
+                }
+            });
+        }
         let tree = &group.group.maps[view_ref.map];
         let reader = TreeReader {
             store: &group.index,
             txn: &txn,
             tree: view_ref.map as u16,
             collation: tree.collation,
-        };
-        let update_seq = if query.update_seq {
-            Some(group.index.update_seq(&txn)?)
-        } else {
-            None
         };
         if resolved.reduce {
             let reducer = reducer.expect("a reduce query has a reducer");
@@ -667,9 +683,9 @@ impl ViewEngine {
     /// The first build of a group (checkpoint 0): reads the changes up to
     /// `target` (the database's seq when the pass began, so no document comes
     /// twice), maps them batch by batch into a [`BulkBuilder`] and writes the
-    /// whole index in one transaction (`view::bulk` module docs). Updates
-    /// `done` and `seq`; returns whether `progress` asked to stop. On error
-    /// nothing is committed.
+    /// whole index, visible at its last commit (`view::bulk` module docs).
+    /// Updates `done` and `seq`; returns whether `progress` asked to stop. On
+    /// error nothing becomes visible.
     fn bulk_build(
         &self,
         group: &OpenGroup,

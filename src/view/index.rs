@@ -59,6 +59,14 @@ const FORMAT_VERSION: u64 = 1;
 const MAP_SIZE: usize = 1 << 40;
 
 const OVERFLOW_MARK: u8 = 0xFF;
+/// Meta key present while a bulk load is in progress (between its first and
+/// its final commit): the index then reads as empty, and opening it
+/// discards it (the build starts over).
+const BUILDING_KEY: &[u8] = b"bulk_building";
+/// Bytes of rows a bulk load appends per transaction. LMDB keeps a write
+/// transaction's dirty pages in memory until it commits, so one transaction
+/// for a whole build would need memory in proportion to the index.
+const BULK_COMMIT_BYTES: usize = 32 << 20;
 const FIRST_RANK: u64 = 1 << 63;
 const RANK_STEP: u64 = 1 << 32;
 
@@ -125,6 +133,9 @@ pub(crate) struct IndexStore {
     summary_producer: Mutex<()>,
     /// Rows per summary bucket aimed at ([`BUCKET_TARGET`]; smaller in tests).
     bucket_target: usize,
+    /// Bytes a bulk load appends per transaction ([`BULK_COMMIT_BYTES`];
+    /// smaller in tests).
+    bulk_commit_bytes: usize,
 }
 
 impl IndexStore {
@@ -175,6 +186,7 @@ impl IndexStore {
             summary: Mutex::new(None),
             summary_producer: Mutex::new(()),
             bucket_target: BUCKET_TARGET,
+            bulk_commit_bytes: BULK_COMMIT_BYTES,
         };
         store.check_identity(identity)?;
         Ok(store)
@@ -191,13 +203,15 @@ impl IndexStore {
         {
             let rtxn = self.read_txn()?;
             let current = self.meta.get(&rtxn, b"identity").map_err(storage_error)?;
-            if current == Some(expected.as_bytes()) {
+            if current == Some(expected.as_bytes()) && !self.is_building(&rtxn)? {
                 return Ok(());
             }
         }
         let mut wtxn = self.env.write_txn().map_err(storage_error)?;
         let current = self.meta.get(&wtxn, b"identity").map_err(storage_error)?;
-        if current.is_some() {
+        if self.is_building(&wtxn)? {
+            tracing::info!(path = %self.path.display(), "discarding an interrupted bulk build");
+        } else if current.is_some() {
             tracing::info!(path = %self.path.display(), "index identity changed; rebuilding");
         }
         for db in [self.meta, self.rows, self.back, self.overflow] {
@@ -212,6 +226,16 @@ impl IndexStore {
     /// A consistent read snapshot.
     pub fn read_txn(&self) -> Result<RoTxn<'_, WithoutTls>> {
         self.env.read_txn().map_err(storage_error)
+    }
+
+    /// Whether a bulk load is in progress (or was interrupted): its partial
+    /// rows are committed but the index must read as empty.
+    pub fn is_building(&self, txn: &RoTxn<'_, WithoutTls>) -> Result<bool> {
+        Ok(self
+            .meta
+            .get(txn, BUILDING_KEY)
+            .map_err(storage_error)?
+            .is_some())
     }
 
     /// The database sequence the committed index reflects.
@@ -429,13 +453,21 @@ impl IndexStore {
         &self.path
     }
 
-    /// Writes a whole index in one transaction (the bulk path of a first
-    /// build, `view::bulk`): `rows` yields `tree (u16 BE) ‖ full sort key →
-    /// row value` and `back` yields back-index entries, each strictly
-    /// ascending by key; `counts` are the rows per tree. The tables are
-    /// cleared first, then appended to (LMDB `APPEND`). Long sort keys get
-    /// ranks `FIRST_RANK + i · RANK_STEP` in each bucket, in order, so LMDB
-    /// order is sort-key order as with [`IndexStore::apply`].
+    /// Writes a whole index (the bulk path of a first build, `view::bulk`):
+    /// `rows` yields `tree (u16 BE) ‖ full sort key → row value` and `back`
+    /// yields back-index entries, each strictly ascending by key; `counts`
+    /// are the rows per tree. The tables are cleared first, then appended to
+    /// (LMDB `APPEND`). Long sort keys get ranks `FIRST_RANK + i · RANK_STEP`
+    /// in each bucket, in order, so LMDB order is sort-key order as with
+    /// [`IndexStore::apply`].
+    ///
+    /// Memory stays bounded: rows are committed every
+    /// [`BULK_COMMIT_BYTES`]. **Invariant:** from the first commit to the
+    /// last, the index carries [`BUILDING_KEY`], so readers see an empty
+    /// index ([`IndexStore::is_building`]) and an interrupted load is
+    /// discarded when the index is next opened; the last commit removes the
+    /// mark and writes the counts and the checkpoint together, so a
+    /// complete index appears at once.
     pub fn bulk_load(
         &self,
         rows: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
@@ -447,6 +479,11 @@ impl IndexStore {
         for db in [self.rows, self.back, self.overflow] {
             db.clear(&mut wtxn).map_err(storage_error)?;
         }
+        self.meta
+            .put(&mut wtxn, BUILDING_KEY, b"")
+            .map_err(storage_error)?;
+        // Appended bytes since the last commit.
+        let mut pending = 0usize;
         let out_of_order = |e: heed::Error| match e {
             heed::Error::Mdb(heed::MdbError::KeyExist) => {
                 Error::Corrupt("bulk build: keys out of order or repeated".into())
@@ -468,6 +505,7 @@ impl IndexStore {
                     .put_with_flags(&mut wtxn, PutFlags::APPEND, &key, &value)
                     .map_err(out_of_order)?;
                 builder_of(&mut summary, &key)?.push(&key);
+                wtxn = self.bulk_appended(wtxn, &mut pending, key.len() + value.len())?;
                 continue;
             }
             let tree = u16::from_be_bytes([key[0], key[1]]);
@@ -498,13 +536,19 @@ impl IndexStore {
                 .put_with_flags(&mut wtxn, PutFlags::APPEND, &row_key, &value)
                 .map_err(out_of_order)?;
             builder_of(&mut summary, &row_key)?.push(&row_key);
+            wtxn =
+                self.bulk_appended(wtxn, &mut pending, key.len() + row_key.len() + value.len())?;
         }
         for entry in back {
             let (key, value) = entry?;
             self.back
                 .put_with_flags(&mut wtxn, PutFlags::APPEND, &key, &value)
                 .map_err(out_of_order)?;
+            wtxn = self.bulk_appended(wtxn, &mut pending, key.len() + value.len())?;
         }
+        self.meta
+            .delete(&mut wtxn, BUILDING_KEY)
+            .map_err(storage_error)?;
         let totals: Vec<(u16, u64)> = (0..self.trees)
             .map(|tree| (tree, counts.get(usize::from(tree)).copied().unwrap_or(0)))
             .collect();
@@ -513,6 +557,24 @@ impl IndexStore {
             trees: summary.into_iter().map(|b| Arc::new(b.finish())).collect(),
         };
         self.commit_checkpoint(wtxn, &totals, seq, Some(next))
+    }
+
+    /// Counts `bytes` appended by a bulk load; past [`BULK_COMMIT_BYTES`]
+    /// since the last commit, commits `wtxn` and returns a new transaction
+    /// (LMDB has one writer at a time: the old one ends first).
+    fn bulk_appended<'e>(
+        &'e self,
+        wtxn: RwTxn<'e>,
+        pending: &mut usize,
+        bytes: usize,
+    ) -> Result<RwTxn<'e>> {
+        *pending += bytes;
+        if *pending < self.bulk_commit_bytes {
+            return Ok(wtxn);
+        }
+        *pending = 0;
+        wtxn.commit().map_err(storage_error)?;
+        self.env.write_txn().map_err(storage_error)
     }
 
     /// Every entry of `rows`, `back` and `overflow`, in key order (tests).
@@ -837,6 +899,13 @@ impl IndexStore {
         Ok(n)
     }
 
+    /// Sets the bytes a bulk load commits at a time (tests: tiny loads
+    /// commit several times).
+    #[cfg(test)]
+    pub(super) fn set_bulk_commit_bytes(&mut self, bytes: usize) {
+        self.bulk_commit_bytes = bytes;
+    }
+
     /// Sets the rows per summary bucket aimed at (tests: tiny buckets
     /// exercise splits and merges).
     #[cfg(test)]
@@ -1080,6 +1149,69 @@ mod tests {
             .unwrap()
             .map(|r| r.unwrap().doc_id)
             .collect()
+    }
+
+    /// `n` rows of tree 0 for a bulk load, ascending.
+    fn bulk_rows(n: usize) -> Vec<Result<(Vec<u8>, Vec<u8>)>> {
+        (0..n)
+            .map(|i| {
+                let key = format!("k{i:06}");
+                Ok((
+                    tree_key(0, &row_sort_key(key.as_bytes(), &format!("d{i}"), 0)),
+                    format!("[\"{key}\",{i}]").into_bytes(),
+                ))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bulk_loads_commit_in_steps_and_read_as_empty_until_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = IndexStore::open(dir.path().join("a").as_path(), &identity("a")).unwrap();
+        store.set_bulk_commit_bytes(256);
+        let txn_before = store.read_txn().unwrap().id();
+        store
+            .bulk_load(bulk_rows(300).into_iter(), std::iter::empty(), &[300, 0], 9)
+            .unwrap();
+        let txn = store.read_txn().unwrap();
+        assert!(!store.is_building(&txn).unwrap());
+        assert!(txn.id() > txn_before + 10, "committed in steps");
+        assert_eq!(
+            (
+                store.row_count(&txn, 0).unwrap(),
+                store.update_seq(&txn).unwrap()
+            ),
+            (300, 9)
+        );
+        drop(txn);
+        // The same rows in one step give the same tables.
+        let whole = IndexStore::open(dir.path().join("b").as_path(), &identity("a")).unwrap();
+        whole
+            .bulk_load(bulk_rows(300).into_iter(), std::iter::empty(), &[300, 0], 9)
+            .unwrap();
+        assert_eq!(store.raw_tables().unwrap(), whole.raw_tables().unwrap());
+
+        // A load that fails half way has committed steps, but they read as
+        // building, and reopening discards them.
+        let mut rows = bulk_rows(300);
+        rows[200] = Err(Error::Corrupt("the sort failed".into()));
+        store
+            .bulk_load(rows.into_iter(), std::iter::empty(), &[300, 0], 12)
+            .unwrap_err();
+        {
+            let txn = store.read_txn().unwrap();
+            assert!(store.is_building(&txn).unwrap());
+            assert!(
+                store.count(&txn, 0, None, None).unwrap() > 0,
+                "steps were committed"
+            );
+        }
+        drop(store);
+        let reopened = IndexStore::open(dir.path().join("a").as_path(), &identity("a")).unwrap();
+        let txn = reopened.read_txn().unwrap();
+        assert!(!reopened.is_building(&txn).unwrap());
+        assert_eq!(reopened.count(&txn, 0, None, None).unwrap(), 0);
+        assert_eq!(reopened.update_seq(&txn).unwrap(), 0);
     }
 
     #[test]
