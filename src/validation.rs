@@ -118,6 +118,10 @@ impl DocValidator {
 }
 
 impl UpdateValidator for DocValidator {
+    fn validates_documents(&self) -> Result<bool> {
+        Ok(!self.validators()?.validators.is_empty())
+    }
+
     fn validate_batch(&self, reqs: &[ValidationRequest<'_>]) -> Vec<Result<()>> {
         let context = self
             .validators()

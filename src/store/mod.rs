@@ -838,7 +838,7 @@ impl Database {
         let Some(validator) = self.validator() else {
             return Ok(None);
         };
-        if prepared.len() < write::PIPELINE_MIN {
+        if prepared.len() < write::PIPELINE_MIN || !validator.validates_documents()? {
             return Ok(None);
         }
         // Read before the snapshot: a change after it moves the epoch later.

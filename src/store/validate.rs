@@ -141,4 +141,12 @@ pub struct ValidationRequest<'a> {
 pub trait UpdateValidator: Send + Sync {
     /// Returns one result per request, in order.
     fn validate_batch(&self, reqs: &[ValidationRequest<'_>]) -> Vec<Result<()>>;
+
+    /// Whether documents other than design documents need validating now.
+    /// `false` (say, no `validate_doc_update` is installed) lets the store
+    /// skip building their requests; design documents are submitted anyway.
+    /// Asked once per write, from inside it.
+    fn validates_documents(&self) -> Result<bool> {
+        Ok(true)
+    }
 }

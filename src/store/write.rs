@@ -594,6 +594,9 @@ fn validation_subjects<'d>(
     ctx: &WriteContext<'_>,
 ) -> TxnResult<Vec<Subject<'d>>> {
     let mut db_admin: Option<bool> = None;
+    // Whether documents go to the validator at all (it may have nothing to
+    // run on them): asked once, and only when there is a document to ask for.
+    let mut validates_documents: Option<bool> = None;
     let mut subjects = Vec::with_capacity(plans.len());
     for plan in plans {
         let p = &docs[plan.idx];
@@ -613,9 +616,19 @@ fn validation_subjects<'d>(
                 continue;
             }
         }
-        if ctx.validator.is_none() {
+        let Some(validator) = ctx.validator else {
             subjects.push(Subject::Accepted);
             continue;
+        };
+        if !p.is_design() {
+            let wanted = match validates_documents {
+                Some(wanted) => wanted,
+                None => *validates_documents.insert(validator.validates_documents()?),
+            };
+            if !wanted {
+                subjects.push(Subject::Accepted);
+                continue;
+            }
         }
         let early = ctx.early.get(plan.idx).and_then(Option::as_ref);
         if let Some(early) = early.filter(|e| e.parent == parent_of(plan)) {
