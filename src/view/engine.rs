@@ -919,3 +919,48 @@ fn wait_for_close(dir: &Path) {
         event.wait();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::js::JsConfig;
+    use serde_json::json;
+
+    #[test]
+    fn an_index_in_the_middle_of_a_bulk_load_reads_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("db")).unwrap();
+        db.put(json!({"_id": "_design/d", "views": {
+            "v": {"map": "function(doc) { emit(doc.n, 1); }", "reduce": "_count"}}}))
+            .unwrap();
+        db.bulk_docs(
+            (0..5).map(|n| json!({"n": n})).collect(),
+            Default::default(),
+        )
+        .unwrap();
+        let views = ViewEngine::new(db, JsPool::new(JsConfig::default()).unwrap());
+        let stale = ViewQuery::new().reduce(false).update(UpdateMode::False);
+        let built = serde_json::to_value(
+            views
+                .query("_design/d", "v", &stale.clone().update(UpdateMode::True))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(built["total_rows"], 5);
+        // Rows committed by an unfinished bulk load are not an index yet.
+        let group = views
+            .open_javascript_group(&views.design_doc("_design/d").unwrap())
+            .unwrap();
+        group.index.mark_building().unwrap();
+        let map = serde_json::to_value(views.query("_design/d", "v", &stale).unwrap()).unwrap();
+        assert_eq!(map, json!({"total_rows": 0, "offset": 0, "rows": []}));
+        let reduce = views
+            .query(
+                "_design/d",
+                "v",
+                &ViewQuery::new().update(UpdateMode::False),
+            )
+            .unwrap();
+        assert_eq!(serde_json::to_value(reduce).unwrap(), json!({"rows": []}));
+    }
+}

@@ -899,6 +899,16 @@ impl IndexStore {
         Ok(n)
     }
 
+    /// Leaves the index as an interrupted bulk load would (tests).
+    #[cfg(test)]
+    pub(super) fn mark_building(&self) -> Result<()> {
+        let mut wtxn = self.env.write_txn().map_err(storage_error)?;
+        self.meta
+            .put(&mut wtxn, BUILDING_KEY, b"")
+            .map_err(storage_error)?;
+        wtxn.commit().map_err(storage_error)
+    }
+
     /// Sets the bytes a bulk load commits at a time (tests: tiny loads
     /// commit several times).
     #[cfg(test)]
