@@ -553,31 +553,36 @@ mod tests {
             prop_assert!(budget > 1 || builder.spills() > 0 || all.iter().all(|d| d.rows.is_empty()));
             builder.finish(&bulk, seq).unwrap();
             prop_assert!(!b.path().join(RUN_DIR).exists());
-            let (x, y) = (all_entries(&incremental), all_entries(&bulk));
-            // Rows and back-index: byte-identical when nothing overflows;
-            // with overflow, the same values in the same order.
-            for table in 0..3 {
-                let xv: Vec<&Vec<u8>> = x[table].iter().map(|(_, v)| v).collect();
-                let yv: Vec<&Vec<u8>> = y[table].iter().map(|(_, v)| v).collect();
-                prop_assert_eq!(xv, yv);
-            }
-            prop_assert_eq!(&x[1], &y[1]); // back-index keys and values
+            // The two indexes hold the same rows, back-index and counts, and
+            // the bulk one's count summary answers for its snapshot.
+            let same = |incremental: &IndexStore, bulk: &IndexStore| -> Result<(), TestCaseError> {
+                let (x, y) = (all_entries(incremental), all_entries(bulk));
+                // Rows and back-index: byte-identical when nothing overflows;
+                // with overflow, the same values in the same order.
+                for table in 0..3 {
+                    let xv: Vec<&Vec<u8>> = x[table].iter().map(|(_, v)| v).collect();
+                    let yv: Vec<&Vec<u8>> = y[table].iter().map(|(_, v)| v).collect();
+                    prop_assert_eq!(xv, yv);
+                }
+                prop_assert_eq!(&x[1], &y[1]); // back-index keys and values
+                for tree in 0..2 {
+                    let (tx, ty) = (incremental.read_txn().unwrap(), bulk.read_txn().unwrap());
+                    prop_assert_eq!(incremental.row_count(&tx, tree).unwrap(), bulk.row_count(&ty, tree).unwrap());
+                    prop_assert_eq!(bulk.summary_bounds(tree).map(|(id, _)| id), Some(ty.id()));
+                    for bound in [vec![], vec![1], vec![1, 2], vec![2, 0], vec![3, 3, 3]] {
+                        let bound = enc(&bound);
+                        prop_assert_eq!(
+                            bulk.count(&ty, tree, Some(&bound), None).unwrap(),
+                            incremental.count_walking(&tx, tree, Some(&bound), None).unwrap()
+                        );
+                    }
+                }
+                Ok(())
+            };
+            same(&incremental, &bulk)?;
             for store in [&incremental, &bulk] {
                 let txn = store.read_txn().unwrap();
                 prop_assert_eq!(store.update_seq(&txn).unwrap(), seq);
-            }
-            for tree in 0..2 {
-                let (tx, ty) = (incremental.read_txn().unwrap(), bulk.read_txn().unwrap());
-                prop_assert_eq!(incremental.row_count(&tx, tree).unwrap(), bulk.row_count(&ty, tree).unwrap());
-                // The bulk load's count summary answers for its snapshot.
-                prop_assert_eq!(bulk.summary_bounds(tree).map(|(id, _)| id), Some(ty.id()));
-                for bound in [vec![], vec![1], vec![1, 2], vec![2, 0], vec![3, 3, 3]] {
-                    let bound = enc(&bound);
-                    prop_assert_eq!(
-                        bulk.count(&ty, tree, Some(&bound), None).unwrap(),
-                        incremental.count_walking(&tx, tree, Some(&bound), None).unwrap()
-                    );
-                }
             }
             // Later incremental updates land the same on both.
             for (n, (index, key)) in updates.iter().enumerate() {
@@ -586,25 +591,7 @@ mod tests {
                 incremental.apply(std::slice::from_ref(&doc), 100 + n as u64).unwrap();
                 bulk.apply(std::slice::from_ref(&doc), 100 + n as u64).unwrap();
             }
-            let (x, y) = (all_entries(&incremental), all_entries(&bulk));
-            for table in 0..3 {
-                let xv: Vec<&Vec<u8>> = x[table].iter().map(|(_, v)| v).collect();
-                let yv: Vec<&Vec<u8>> = y[table].iter().map(|(_, v)| v).collect();
-                prop_assert_eq!(xv, yv);
-            }
-            for tree in 0..2 {
-                let (tx, ty) = (incremental.read_txn().unwrap(), bulk.read_txn().unwrap());
-                prop_assert_eq!(incremental.row_count(&tx, tree).unwrap(), bulk.row_count(&ty, tree).unwrap());
-                // The bulk load's count summary answers for its snapshot.
-                prop_assert_eq!(bulk.summary_bounds(tree).map(|(id, _)| id), Some(ty.id()));
-                for bound in [vec![], vec![1], vec![1, 2], vec![2, 0], vec![3, 3, 3]] {
-                    let bound = enc(&bound);
-                    prop_assert_eq!(
-                        bulk.count(&ty, tree, Some(&bound), None).unwrap(),
-                        incremental.count_walking(&tx, tree, Some(&bound), None).unwrap()
-                    );
-                }
-            }
+            same(&incremental, &bulk)?;
         }
     }
 }
