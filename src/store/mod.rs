@@ -838,6 +838,7 @@ impl Database {
         let Some(validator) = self.validator() else {
             return Ok(None);
         };
+        // Asked here, outside any transaction (validators read the database).
         if prepared.len() < write::PIPELINE_MIN || !validator.validates_documents()? {
             return Ok(None);
         }

@@ -145,7 +145,7 @@ pub trait UpdateValidator: Send + Sync {
     /// Whether documents other than design documents need validating now.
     /// `false` (say, no `validate_doc_update` is installed) lets the store
     /// skip building their requests; design documents are submitted anyway.
-    /// Asked once per write, from inside it.
+    /// Asked by writes (from inside them) and by [`Database::prepare_bulk`](crate::Database::prepare_bulk).
     fn validates_documents(&self) -> Result<bool> {
         Ok(true)
     }

@@ -338,6 +338,10 @@ pub(crate) fn validate_early(
     let Some(first_round) = rounds(docs).into_iter().next() else {
         return Ok(out);
     };
+    // Asked before the snapshot is opened: validators read the database.
+    if !documents_wanted(ctx, docs.iter())? {
+        return Ok(out);
+    }
     let (parents, subjects) = generation.read(|txn, t| {
         let mut plans = Vec::with_capacity(first_round.len());
         for &idx in &first_round {
@@ -353,7 +357,10 @@ pub(crate) fn validate_early(
         }
         let parents: Vec<(usize, Option<(u64, Rev)>)> =
             plans.iter().map(|p| (p.idx, parent_of(p))).collect();
-        Ok((parents, validation_subjects(txn, t, docs, &plans, ctx)?))
+        Ok((
+            parents,
+            validation_subjects(txn, t, docs, &plans, ctx, true)?,
+        ))
     })?;
     let verdicts = validate_chunk(validator, ctx.user, subjects)?;
     for ((idx, parent), verdict) in parents.into_iter().zip(verdicts) {
@@ -422,7 +429,8 @@ pub(crate) fn write_batch(
         // CouchDB's updater applies a batch in document id order, so seqs
         // within one request follow the ids, not the request order.
         plans.sort_by(|a, b| docs[a.idx].doc.id.cmp(&docs[b.idx].doc.id));
-        let subjects = validation_subjects(txn, t, docs, &plans, ctx)?;
+        let wanted = documents_wanted(ctx, plans.iter().map(|p| &docs[p.idx]))?;
+        let subjects = validation_subjects(txn, t, docs, &plans, ctx, wanted)?;
         let mut plans = plans.into_iter();
         for_each_verdict_chunk(ctx, subjects, |verdicts| {
             for verdict in verdicts {
@@ -570,6 +578,21 @@ fn plan(
     }))
 }
 
+/// Whether documents other than design documents go to the validator (it
+/// may have nothing to run on them; see
+/// [`UpdateValidator::validates_documents`]): asked only when some are there.
+fn documents_wanted<'d>(
+    ctx: &WriteContext<'_>,
+    mut docs: impl Iterator<Item = &'d Prepared>,
+) -> Result<bool> {
+    match ctx.validator {
+        Some(validator) if docs.any(|p| !p.is_design() && !p.doc.is_local()) => {
+            validator.validates_documents()
+        }
+        _ => Ok(false),
+    }
+}
+
 /// What the write path makes of one plan before applying it.
 enum Subject<'d> {
     /// Nothing to validate: the plan changes nothing, no validator is
@@ -592,11 +615,9 @@ fn validation_subjects<'d>(
     docs: &'d [Prepared],
     plans: &[Plan],
     ctx: &WriteContext<'_>,
+    documents_wanted: bool,
 ) -> TxnResult<Vec<Subject<'d>>> {
     let mut db_admin: Option<bool> = None;
-    // Whether documents go to the validator at all (it may have nothing to
-    // run on them): asked once, and only when there is a document to ask for.
-    let mut validates_documents: Option<bool> = None;
     let mut subjects = Vec::with_capacity(plans.len());
     for plan in plans {
         let p = &docs[plan.idx];
@@ -616,19 +637,9 @@ fn validation_subjects<'d>(
                 continue;
             }
         }
-        let Some(validator) = ctx.validator else {
+        if ctx.validator.is_none() || (!documents_wanted && !p.is_design()) {
             subjects.push(Subject::Accepted);
             continue;
-        };
-        if !p.is_design() {
-            let wanted = match validates_documents {
-                Some(wanted) => wanted,
-                None => *validates_documents.insert(validator.validates_documents()?),
-            };
-            if !wanted {
-                subjects.push(Subject::Accepted);
-                continue;
-            }
         }
         let early = ctx.early.get(plan.idx).and_then(Option::as_ref);
         if let Some(early) = early.filter(|e| e.parent == parent_of(plan)) {
