@@ -13,9 +13,7 @@ use std::collections::HashSet;
 use boa_engine::object::builtins::{JsArray, JsFunction};
 use boa_engine::object::IntegrityLevel;
 use boa_engine::property::{PropertyDescriptor, PropertyKey};
-use boa_engine::{
-    js_string, Context, JsNativeError, JsObject, JsResult, JsString, JsValue, JsVariant,
-};
+use boa_engine::{js_string, Context, JsNativeError, JsObject, JsResult, JsValue, JsVariant};
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Number, Value};
 
@@ -28,14 +26,8 @@ const I64_SAFE: f64 = 9_000_000_000_000_000_000.0;
 /// `Object.preventExtensions`, which user code cannot replace.
 pub struct JsBuilder {
     keys: FxHashMap<String, PropertyKey>,
-    /// Short string values made before (`"order"`, `"paid"`, ids of
-    /// customers...): documents repeat them, and a JS string is immutable.
-    strings: FxHashMap<String, JsString>,
     prevent_extensions: JsFunction,
 }
-
-/// String values at most this long are remembered.
-const SHORT_STRING: usize = 24;
 
 /// Member names remembered at most; the cache is emptied when full.
 const KEY_CACHE_SIZE: usize = 4096;
@@ -50,7 +42,6 @@ impl JsBuilder {
             .ok_or_else(|| JsNativeError::typ().with_message("Object.preventExtensions missing"))?;
         Ok(JsBuilder {
             keys: FxHashMap::default(),
-            strings: FxHashMap::default(),
             prevent_extensions,
         })
     }
@@ -63,7 +54,7 @@ impl JsBuilder {
             Value::Null => JsValue::null(),
             Value::Bool(b) => JsValue::new(*b),
             Value::Number(n) => number_to_js(n),
-            Value::String(s) => JsValue::from(self.string(s)),
+            Value::String(s) => JsValue::from(js_string!(s.as_str())),
             Value::Array(items) => {
                 let mut elements = Vec::with_capacity(items.len());
                 for item in items {
@@ -104,21 +95,6 @@ impl JsBuilder {
                 object.into()
             }
         })
-    }
-
-    fn string(&mut self, text: &str) -> JsString {
-        if text.len() > SHORT_STRING {
-            return js_string!(text);
-        }
-        if let Some(s) = self.strings.get(text) {
-            return s.clone();
-        }
-        if self.strings.len() >= KEY_CACHE_SIZE {
-            self.strings.clear();
-        }
-        let s = js_string!(text);
-        self.strings.insert(text.to_owned(), s.clone());
-        s
     }
 
     fn key(&mut self, name: &str) -> PropertyKey {
