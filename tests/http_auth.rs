@@ -89,13 +89,7 @@ fn cookie_sessions() {
         login.json(),
         json!({"ok": true, "name": "ann", "roles": []})
     );
-    let cookie = login
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = login.session_cookie();
     let me = s
         .send("GET", "/_session", None, None, &[("Cookie", &cookie)])
         .json();
@@ -234,13 +228,7 @@ fn vdu_receives_the_authenticated_user() {
         None,
         &[],
     );
-    let cookie = login
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = login.session_cookie();
     let res = s.send(
         "PUT",
         "/db/e",

@@ -211,29 +211,23 @@ fn timeout_is_capped_by_changes_timeout() {
 fn invalid_heartbeat_and_timeout_are_refused() {
     let s = setup();
     for feed in ["normal", "longpoll", "continuous"] {
-        for bad in ["a1000", "false", "1.5", ""] {
+        let not_integer =
+            "Invalid heartbeat value. Expecting a positive integer value (in milliseconds).";
+        let not_positive = "The heartbeat value should be a positive integer (in milliseconds).";
+        for (bad, reason) in [
+            ("a1000", not_integer),
+            ("false", not_integer),
+            ("1.5", not_integer),
+            ("", not_integer),
+            ("-1000", not_positive),
+            ("0", not_positive),
+        ] {
             s.admin(
                 "GET",
                 &format!("/db/_changes?feed={feed}&heartbeat={bad}"),
                 None,
             )
-            .assert_error(
-                400,
-                "bad_request",
-                "Invalid heartbeat value. Expecting a positive integer value (in milliseconds).",
-            );
-        }
-        for bad in ["-1000", "0"] {
-            s.admin(
-                "GET",
-                &format!("/db/_changes?feed={feed}&heartbeat={bad}"),
-                None,
-            )
-            .assert_error(
-                400,
-                "bad_request",
-                "The heartbeat value should be a positive integer (in milliseconds).",
-            );
+            .assert_error(400, "bad_request", reason);
         }
         let res = s.admin(
             "GET",

@@ -180,6 +180,12 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The `name=value` part of the session cookie this response sets.
+    pub fn session_cookie(&self) -> String {
+        let set_cookie = self.header("set-cookie").expect("a Set-Cookie header");
+        set_cookie.split(';').next().unwrap_or_default().to_owned()
+    }
+
     /// Asserts a CouchDB error answer.
     pub fn assert_error(&self, status: u16, error: &str, reason: &str) {
         assert_eq!(self.status, status, "{}", self.text);
