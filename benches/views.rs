@@ -1,5 +1,5 @@
 //! Warm view queries over the `simple` and `heavy` indexes of the
-//! index-build benchmark (shared/bench/README.md), built once over 20,000
+//! index-build benchmark (shared/bench/README.md), built once over the 100,000
 //! orders: a single-key lookup, a 100-row page, a whole-view reduce and
 //! `group_level=1`.
 //!
@@ -17,7 +17,7 @@ use settee::js::{JsConfig, JsPool};
 use settee::view::{UpdateMode, ViewEngine, ViewQuery};
 use settee::{BulkOptions, Database};
 
-const DOCS: usize = 20_000;
+const DOCS: usize = 100_000;
 
 fn engine(dir: &std::path::Path) -> ViewEngine {
     let db = Database::create(dir.join("db")).unwrap();

@@ -630,7 +630,7 @@ fn rev_of(f: &Fixture, id: &str) -> Value {
 }
 
 fn signature(f: &Fixture, ddoc: &str) -> String {
-    f.views.design_doc(ddoc).unwrap().group.signature
+    f.views.design_doc(ddoc).unwrap().group.signature.clone()
 }
 
 #[test]

@@ -37,6 +37,7 @@ mod term;
 mod validate;
 mod write;
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -214,6 +215,16 @@ struct EarlyValidation {
     verdicts: Receiver<Result<Vec<Option<write::EarlyVerdict>>>>,
 }
 
+/// Values derived from design documents, by (type, document id), all taken
+/// at one [`Shared::validation_epoch`] (which every design-document write
+/// moves): a memo of another epoch is emptied before use.
+#[derive(Default)]
+struct DesignMemo {
+    epoch: u64,
+    /// By document id, one value per type.
+    entries: HashMap<String, Vec<Arc<dyn Any + Send + Sync>>>,
+}
+
 impl std::fmt::Debug for PreparedBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PreparedBatch")
@@ -244,6 +255,9 @@ pub(crate) struct Shared {
     /// Early verdicts ([`Database::prepare_bulk`]) reached under another
     /// value are not used.
     validation_epoch: AtomicU64,
+    /// What upper layers derived from design documents
+    /// ([`Database::design_doc_memo`]), valid at one `validation_epoch`.
+    design_memo: Mutex<DesignMemo>,
     options: StoreOptions,
     instance_start_time: String,
 }
@@ -474,6 +488,7 @@ impl Database {
             subscribers: Mutex::new(Vec::new()),
             validator: RwLock::new(None),
             validation_epoch: AtomicU64::new(0),
+            design_memo: Mutex::new(DesignMemo::default()),
             options,
             instance_start_time: started.to_string(),
         });
@@ -995,6 +1010,51 @@ impl Database {
         self.read(|txn, t| read::get(txn, t, id, opts))
     }
 
+    /// What `derive` makes of design document `id` (its parsed views, say),
+    /// kept until a design document of this database changes: the answer of
+    /// `derive(&self.get(id, &ReadOptions::default())?)` without reading or
+    /// deriving again. Access is checked as [`Database::get`] checks it;
+    /// errors are not kept.
+    pub(crate) fn design_doc_memo<T: Any + Send + Sync>(
+        &self,
+        id: &str,
+        derive: impl FnOnce(&Value) -> Result<T>,
+    ) -> Result<Arc<T>> {
+        self.authorize()?;
+        // Read before the document: a write after this read moves the epoch
+        // past it, so an entry never outlives the content it came from.
+        let epoch = self.shared.validation_epoch.load(Ordering::Acquire);
+        let memo = || {
+            self.shared
+                .design_memo
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        };
+        {
+            let memo = memo();
+            let kept = (memo.epoch == epoch)
+                .then(|| memo.entries.get(id))
+                .flatten()
+                .and_then(|values| values.iter().find_map(|v| v.clone().downcast::<T>().ok()));
+            if let Some(value) = kept {
+                return Ok(value);
+            }
+        }
+        let derived = Arc::new(derive(&self.get(id, &ReadOptions::default())?)?);
+        let mut memo = memo();
+        if memo.epoch < epoch {
+            memo.entries.clear();
+            memo.epoch = epoch;
+        }
+        if memo.epoch == epoch {
+            memo.entries
+                .entry(id.to_string())
+                .or_default()
+                .push(derived.clone());
+        }
+        Ok(derived)
+    }
+
     /// Reads several revisions (`GET /{db}/{id}?open_revs=`), shaped as
     /// CouchDB's `[{"ok": doc} | {"missing": rev}]`. `revs` adds
     /// `_revisions` to each document; `latest` reads the leaves of the asked
@@ -1412,5 +1472,56 @@ impl Database {
         // The security object lives in the metadata.
         self.shared.validation_epoch.fetch_add(1, Ordering::AcqRel);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn design_doc_memo_derives_once_per_design_doc_version_and_checks_access() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("db")).unwrap();
+        db.put(json!({"_id": "_design/a", "n": 1})).unwrap();
+        let derived = AtomicUsize::new(0);
+        let n_of = |db: &Database| {
+            db.design_doc_memo("_design/a", |doc| {
+                derived.fetch_add(1, Ordering::SeqCst);
+                Ok(doc["n"].as_u64())
+            })
+        };
+        assert_eq!(*n_of(&db).unwrap(), Some(1));
+        assert_eq!(*n_of(&db).unwrap(), Some(1));
+        assert_eq!(derived.load(Ordering::SeqCst), 1);
+        // Another type derived from the same document is kept beside it.
+        let id_of = db.design_doc_memo("_design/a", |doc| Ok(doc["_id"].to_string()));
+        assert_eq!(*id_of.unwrap(), "\"_design/a\"");
+        // A plain document leaves the memo alone; a design document empties it.
+        db.put(json!({"_id": "plain"})).unwrap();
+        n_of(&db).unwrap();
+        assert_eq!(derived.load(Ordering::SeqCst), 1);
+        let rev = db.get("_design/a", &ReadOptions::default()).unwrap()["_rev"].clone();
+        db.put(json!({"_id": "_design/a", "_rev": rev, "n": 2}))
+            .unwrap();
+        assert_eq!(*n_of(&db).unwrap(), Some(2));
+        assert_eq!(derived.load(Ordering::SeqCst), 2);
+        // Kept entries are no way around the security object.
+        let bob = db.as_user(UserCtx {
+            name: Some("bob".into()),
+            roles: vec![],
+        });
+        assert_eq!(n_of(&bob).unwrap_err().status(), 403);
+        // Deleted: not found, and errors are not kept.
+        let rev = db.get("_design/a", &ReadOptions::default()).unwrap()["_rev"].clone();
+        db.delete("_design/a", &Rev::parse(rev.as_str().unwrap()).unwrap())
+            .unwrap();
+        for _ in 0..2 {
+            assert_eq!(n_of(&db).unwrap_err().status(), 404);
+        }
     }
 }

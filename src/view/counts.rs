@@ -55,7 +55,7 @@ use crate::error::{Error, Result};
 
 /// Rows per bucket aimed at (invariant 3). A lookup walks at most twice this;
 /// on average about half of it.
-pub(crate) const BUCKET_TARGET: usize = 64;
+pub(crate) const BUCKET_TARGET: usize = 32;
 
 /// Lists the LMDB keys in `[lo, hi)` (`hi = None`: to the end of the tree).
 pub(crate) type RowsIn<'a> = dyn FnMut(&[u8], Option<&[u8]>) -> Result<Vec<Vec<u8>>> + 'a;

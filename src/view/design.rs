@@ -302,37 +302,6 @@ impl DesignDoc {
         })
     }
 
-    /// [`DesignDoc::parse`], remembered: the last documents parsed (by id
-    /// and revision) are kept with their result, and a document equal to a
-    /// kept one gets a copy of it. Every query loads its design document,
-    /// and parsing (checks, the md5 signature) costs several times the
-    /// load; comparing the document costs a fraction. Keyed by the
-    /// document's content, not by database, so a memo entry can never
-    /// describe another document: equal input, equal output. Errors are not
-    /// kept.
-    pub(crate) fn parse_memoized(doc: &Value) -> Result<DesignDoc> {
-        /// Entries kept before the memo is emptied (design documents of
-        /// every database of the process share it).
-        const MEMO_ENTRIES: usize = 256;
-        type Memo = std::collections::HashMap<(String, String), (Value, DesignDoc)>;
-        static MEMO: std::sync::OnceLock<std::sync::Mutex<Memo>> = std::sync::OnceLock::new();
-        let field = |name: &str| doc.get(name).and_then(Value::as_str).unwrap_or_default();
-        let key = (field("_id").to_string(), field("_rev").to_string());
-        let memo = MEMO.get_or_init(Default::default);
-        if let Some((kept, ddoc)) = memo.lock().expect("memo lock").get(&key) {
-            if kept == doc {
-                return Ok(ddoc.clone());
-            }
-        }
-        let ddoc = DesignDoc::parse(doc)?;
-        let mut memo = memo.lock().expect("memo lock");
-        if memo.len() >= MEMO_ENTRIES {
-            memo.clear();
-        }
-        memo.insert(key, (doc.clone(), ddoc.clone()));
-        Ok(ddoc)
-    }
-
     /// What CouchDB checks when a design document is saved: the structure
     /// ([`DesignDoc::parse`]) and that every function compiles on `pool`.
     ///
@@ -604,27 +573,6 @@ mod tests {
     use serde_json::json;
 
     const MAP: &str = "function(doc) { emit(doc.k, doc.v); }";
-
-    #[test]
-    fn memoized_parse_answers_by_content_never_by_id_and_rev_alone() {
-        let doc =
-            |map: &str| json!({"_id": "_design/memo", "_rev": "1-a", "views": {"v": {"map": map}}});
-        let first = DesignDoc::parse_memoized(&doc(MAP)).unwrap();
-        assert_eq!(first, DesignDoc::parse(&doc(MAP)).unwrap());
-        assert_eq!(DesignDoc::parse_memoized(&doc(MAP)).unwrap(), first);
-        // Same id and rev, other content (a replicated edit, another db):
-        // parsed again, never answered from the memo.
-        let other = DesignDoc::parse_memoized(&doc("function(doc) { emit(1, 1); }")).unwrap();
-        assert_ne!(other.group.signature, first.group.signature);
-        // Errors are the same as parse's, and are not kept.
-        let invalid = json!({"_id": "_design/memo", "_rev": "1-a", "views": {"v": {}}});
-        for _ in 0..2 {
-            assert_eq!(
-                DesignDoc::parse_memoized(&invalid).unwrap_err().reason(),
-                DesignDoc::parse(&invalid).unwrap_err().reason()
-            );
-        }
-    }
 
     fn reason(doc: Value) -> (u16, String, String) {
         let err = DesignDoc::parse(&doc).unwrap_err();

@@ -212,10 +212,12 @@ impl ViewEngine {
         self.db.path().join("views").join(signature)
     }
 
-    /// Loads and parses a design document (`_design/...`).
-    pub fn design_doc(&self, ddoc_id: &str) -> Result<DesignDoc> {
-        let doc = self.db.get(ddoc_id, &ReadOptions::default())?;
-        DesignDoc::parse_memoized(&doc)
+    /// Loads and parses a design document (`_design/...`). The parse is kept
+    /// until a design document of the database changes: every query starts
+    /// here, and parsing (checks, the md5 signature) costs several times the
+    /// rest of a one-row lookup.
+    pub fn design_doc(&self, ddoc_id: &str) -> Result<Arc<DesignDoc>> {
+        self.db.design_doc_memo(ddoc_id, DesignDoc::parse)
     }
 
     /// Answers a view query, as `GET /db/_design/d/_view/v` does.
@@ -300,7 +302,7 @@ impl ViewEngine {
     /// once it is deleted.
     fn design_doc_signature(&self, ddoc_id: &str) -> Result<Option<String>> {
         match self.design_doc(ddoc_id) {
-            Ok(ddoc) => Ok(Some(ddoc.group.signature)),
+            Ok(ddoc) => Ok(Some(ddoc.group.signature.clone())),
             Err(e) if e.status() == 404 => Ok(None),
             Err(e) => Err(e),
         }

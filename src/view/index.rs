@@ -43,6 +43,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::view::counts::{CountSummary, TreeCounts, TreeCountsBuilder, BUCKET_TARGET};
+use crate::view::rows::decode_key_value;
 
 /// Sort keys longer than this are stored truncated, with a rank (module docs).
 /// LMDB with `longer-keys` accepts 1982-byte keys on 4 KiB pages; the full LMDB
@@ -1016,8 +1017,7 @@ fn decode_row(value: &[u8]) -> Result<StoredRow> {
     let doc_id = std::str::from_utf8(value.get(4..end).ok_or_else(corrupt)?)
         .map_err(|_| corrupt())?
         .to_string();
-    let (key, value): (Value, Value) =
-        serde_json::from_slice(&value[end..]).map_err(|_| corrupt())?;
+    let (key, value) = decode_key_value(&value[end..]).map_err(|_| corrupt())?;
     Ok(StoredRow { doc_id, key, value })
 }
 

@@ -91,6 +91,9 @@ pub(crate) struct MapRows {
     pub rows: Vec<MapRow>,
 }
 
+/// Rows a map query makes room for before it reads any.
+const ROWS_RESERVED: u64 = 128;
+
 /// One tree of an index, read through one snapshot.
 pub(crate) struct TreeReader<'a> {
     pub store: &'a IndexStore,
@@ -275,7 +278,9 @@ impl TreeReader<'_> {
         // its coordinator then adds `skip`, capped at `total_rows`.
         let mut first_row_at = None;
         let mut last_stop = 0;
-        let mut rows = Vec::new();
+        // Room for a typical page up front: growing a vector of rows by
+        // doubling costs more than decoding them.
+        let mut rows = Vec::with_capacity(limit.min(ROWS_RESERVED) as usize);
         'ranges: for range in &ranges {
             let before = self.rows_before(range, q.descending)?;
             let mut seen = 0u64;
