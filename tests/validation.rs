@@ -731,3 +731,44 @@ fn early_verdicts_of_prepared_batches_are_redone_when_their_inputs_change() {
         vec![("gd0000".to_string(), "negative".to_string())]
     );
 }
+
+/// A VDU that reads only members of its documents is given just those
+/// (`js::reads`); its verdicts are those of one that sees the whole document.
+#[test]
+fn member_reading_vdus_decide_as_whole_document_ones() {
+    let reads_members = r#"function(newDoc, oldDoc) {
+        if (newDoc.type === 'order' && !(newDoc.total > 0)) throw({forbidden: 'total ' + newDoc.total});
+        if (oldDoc && oldDoc.owner !== newDoc.owner) throw({forbidden: 'owner ' + oldDoc.owner});
+        if (newDoc._deleted && !oldDoc.owner) throw({forbidden: 'deleted ' + newDoc._revisions.start});
+        if (newDoc.items && newDoc.items.length > 2) throw({forbidden: 'items ' + newDoc.items[2].sku});
+    }"#;
+    // The same checks, with a whole-document use that defeats the analysis.
+    let whole = reads_members.replace(
+        "function(newDoc, oldDoc) {",
+        "function(newDoc, oldDoc) { JSON.stringify([newDoc, oldDoc]);",
+    );
+    let outcomes = |vdu: &str| -> Vec<String> {
+        let (_d, db) = db();
+        db.put(json!({"_id": "_design/v", "validate_doc_update": vdu}))
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut outcome = |r: settee::Result<settee::DocUpdate>| {
+            seen.push(match r {
+                Ok(_) => "ok".to_string(),
+                Err(e) => e.reason(),
+            })
+        };
+        outcome(db.put(json!({"_id": "a", "type": "order", "total": 0})));
+        outcome(db.put(json!({"_id": "a", "type": "order", "total": 5, "owner": "ann"})));
+        let rev = db.get("a", &ReadOptions::default()).unwrap()["_rev"].clone();
+        outcome(db.put(json!({"_id": "a", "_rev": rev, "owner": "bob"})));
+        outcome(db.put(json!({"_id": "a", "_rev": rev, "owner": "ann", "items": [{"sku": 1}, {"sku": 2}, {"sku": 3}]})));
+        outcome(db.put(json!({"_id": "b", "items": [{"sku": 1}]})));
+        let rev_b = db.get("b", &ReadOptions::default()).unwrap()["_rev"].clone();
+        outcome(db.put(json!({"_id": "b", "_rev": rev_b, "_deleted": true})));
+        seen
+    };
+    let expected = vec!["total 0", "ok", "owner ann", "items 3", "ok", "deleted 1"];
+    assert_eq!(outcomes(reads_members), expected);
+    assert_eq!(outcomes(&whole), expected);
+}

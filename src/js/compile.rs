@@ -1,6 +1,8 @@
 //! Turning a design-document source text into a callable function, with
 //! CouchDB's `Couch.compileFunction` rules and messages.
 
+use std::borrow::Cow;
+
 use boa_engine::object::builtins::JsFunction;
 use boa_engine::{Context, Source};
 
@@ -30,13 +32,7 @@ pub fn compile_function(
         return Err(Error::not_found("missing function"));
     }
     check_nesting(source, max_nesting)?;
-    let text = if is_anonymous_function(source) {
-        // The newline keeps a trailing `// comment` from swallowing the paren.
-        format!("({source}\n)")
-    } else {
-        source.to_owned()
-    };
-    match ctx.eval(Source::from_bytes(text.as_bytes())) {
+    match ctx.eval(Source::from_bytes(script_text(source).as_bytes())) {
         Ok(value) => value.as_function().ok_or_else(|| {
             Error::Compilation(format!(
                 "Expression does not eval to a function. ({source})"
@@ -52,6 +48,16 @@ pub fn compile_function(
                 thrown.describe()
             )))
         }
+    }
+}
+
+/// The script [`compile_function`] evaluates for `source`.
+pub(crate) fn script_text(source: &str) -> Cow<'_, str> {
+    if is_anonymous_function(source) {
+        // The newline keeps a trailing `// comment` from swallowing the paren.
+        Cow::Owned(format!("({source}\n)"))
+    } else {
+        Cow::Borrowed(source)
     }
 }
 

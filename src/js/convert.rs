@@ -66,35 +66,56 @@ impl JsBuilder {
                 }
                 array.into()
             }
-            Value::Object(members) => {
-                // A shared shape: documents with the same members in the same
-                // order share one property layout (boa's shape transitions), so
-                // no per-object property table is built and inline caches hit.
-                let object = JsObject::new(
-                    ctx.root_shape(),
-                    ctx.intrinsics().constructors().object().prototype(),
-                    OrdinaryObject,
-                )
-                .upcast();
-                for (key, member) in members {
-                    let property = PropertyDescriptor::builder()
-                        .value(self.build(member, freeze, ctx)?)
-                        .writable(!freeze)
-                        .enumerable(true)
-                        .configurable(!freeze);
-                    object.insert_property(self.key(key), property);
-                }
-                if freeze {
-                    // The members are already read-only; this only stops additions.
-                    self.prevent_extensions.call(
-                        &JsValue::undefined(),
-                        &[object.clone().into()],
-                        ctx,
-                    )?;
-                }
-                object.into()
-            }
+            Value::Object(members) => self.object(members.iter(), freeze, ctx)?,
         })
+    }
+
+    /// [`JsBuilder::build`] (unfrozen) of an object reduced to `members`
+    /// (those it has); other values are built whole. For functions known to
+    /// read nothing else of it (`js::reads`).
+    pub fn build_members(
+        &mut self,
+        value: &Value,
+        members: &[String],
+        ctx: &mut Context,
+    ) -> JsResult<JsValue> {
+        let Value::Object(all) = value else {
+            return self.build(value, false, ctx);
+        };
+        let kept = members.iter().filter_map(|name| all.get_key_value(name));
+        self.object(kept, false, ctx)
+    }
+
+    /// An object of `members`, built as [`JsBuilder::build`] builds one.
+    fn object<'v>(
+        &mut self,
+        members: impl Iterator<Item = (&'v String, &'v Value)>,
+        freeze: bool,
+        ctx: &mut Context,
+    ) -> JsResult<JsValue> {
+        // A shared shape: documents with the same members in the same
+        // order share one property layout (boa's shape transitions), so
+        // no per-object property table is built and inline caches hit.
+        let object = JsObject::new(
+            ctx.root_shape(),
+            ctx.intrinsics().constructors().object().prototype(),
+            OrdinaryObject,
+        )
+        .upcast();
+        for (key, member) in members {
+            let property = PropertyDescriptor::builder()
+                .value(self.build(member, freeze, ctx)?)
+                .writable(!freeze)
+                .enumerable(true)
+                .configurable(!freeze);
+            object.insert_property(self.key(key), property);
+        }
+        if freeze {
+            // The members are already read-only; this only stops additions.
+            self.prevent_extensions
+                .call(&JsValue::undefined(), &[object.clone().into()], ctx)?;
+        }
+        Ok(object.into())
     }
 
     fn key(&mut self, name: &str) -> PropertyKey {

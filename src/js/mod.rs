@@ -40,6 +40,7 @@ mod convert;
 mod limits;
 mod memory;
 mod pool;
+mod reads;
 mod reduce;
 mod thrown;
 mod worker;

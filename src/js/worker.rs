@@ -22,11 +22,12 @@ use boa_engine::{
 use boa_gc::{Finalize, Trace};
 use serde_json::Value;
 
-use super::compile::compile_function;
+use super::compile::{compile_function, script_text};
 use super::convert::{to_json, to_json_or_null, JsBuilder, OutputLimits};
 use super::limits::{check_nesting, max_nesting_for_stack};
 use super::memory;
 use super::pool::{Counters, JobState};
+use super::reads::{parameter_reads, ParamReads};
 use super::reduce::{apply_reduce_limit, ReduceCall};
 use super::thrown::Thrown;
 use super::{DocMapOutput, FunctionKind, JsConfig, MapGroup, ValidateCall};
@@ -81,6 +82,8 @@ struct DdocFunction {
     function: JsFunction,
     ddoc: JsValue,
     require: JsValue,
+    /// For `validate_doc_update`: what it reads of `newDoc` and `oldDoc`.
+    doc_reads: Rc<[ParamReads]>,
 }
 
 /// A small insertion-ordered cache; the oldest entry goes first.
@@ -359,14 +362,19 @@ impl Worker {
             .and_then(Value::as_str)
             .map(str::to_owned);
         let mut js_args = Vec::with_capacity(4);
-        for doc in [Some(&*call.new_doc), call.old_doc.as_deref()] {
-            js_args.push(match doc {
-                Some(v) => self
-                    .builder
-                    .build(v, false, &mut self.ctx)
-                    .map_err(|e| self.engine_error(e))?,
-                None => JsValue::null(),
-            });
+        for (i, doc) in [Some(&*call.new_doc), call.old_doc.as_deref()]
+            .into_iter()
+            .enumerate()
+        {
+            // Only the members the function reads, where its source tells.
+            let built = match (doc, f.doc_reads.get(i)) {
+                (None, _) => Ok(JsValue::null()),
+                (Some(v), Some(Some(members))) => {
+                    self.builder.build_members(v, members, &mut self.ctx)
+                }
+                (Some(v), _) => self.builder.build(v, false, &mut self.ctx),
+            };
+            js_args.push(built.map_err(|e| self.engine_error(e))?);
         }
         let (user_ctx, sec_obj) = self.validation_context(&call.user_ctx, &call.sec_obj)?;
         js_args.push(user_ctx);
@@ -539,10 +547,16 @@ impl Worker {
             .builder
             .build(ddoc, true, &mut self.ctx)
             .map_err(|e| self.engine_error(e))?;
+        let doc_reads = if name == "validate_doc_update" {
+            parameter_reads(&script_text(source), 2).into()
+        } else {
+            Rc::from([])
+        };
         let f = DdocFunction {
             function,
             ddoc: js_ddoc,
             require,
+            doc_reads,
         };
         self.ddoc_functions.insert(key, f.clone());
         Ok(f)
