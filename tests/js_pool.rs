@@ -887,3 +887,44 @@ fn abandoned_workers_stop() {
     assert!(pool.stats().abandoned >= 1);
     assert_answers(&pool);
 }
+
+/// Maps that only read members of `doc` are given just those (`js::reads`):
+/// their rows and errors are those of maps given the whole document.
+#[test]
+fn member_reading_maps_emit_as_whole_document_ones() {
+    let pool = pool();
+    let maps = [
+        "function(doc) { if (doc.type === 'order') emit(doc.customer, doc.total); }",
+        "function(doc) { var n = doc.items ? doc.items.length : 0; emit([doc.region, n], doc.items[0].sku); }",
+        "function(doc) { doc.added = 1; emit(doc.added, doc._conflicts || null); }",
+    ];
+    let whole: Vec<String> = maps
+        .iter()
+        .map(|m| m.replacen("function(doc) {", "function(doc) { JSON.stringify(doc);", 1))
+        .collect();
+    let docs = vec![
+        json!({"_id": "a", "type": "order", "customer": "c1", "total": 5, "region": "eu", "items": [{"sku": 7}], "other": [1, 2]}),
+        json!({"_id": "b", "type": "refund", "region": "us"}),
+        json!({"_id": "c", "_conflicts": ["2-x"], "items": []}),
+    ];
+    let outcome = |maps: &[&str]| -> Value {
+        let g = group(&format!("reads{}", maps[0].len()), maps);
+        let out = pool.map(&g, docs.clone()).unwrap();
+        Value::Array(
+            out.iter()
+                .flat_map(|per_doc| per_doc.iter())
+                .map(|r| match r {
+                    Ok(_) => rows(r),
+                    Err(message) => json!({ "error": message }),
+                })
+                .collect(),
+        )
+    };
+    let projected = outcome(&maps);
+    let whole: Vec<&str> = whole.iter().map(String::as_str).collect();
+    assert_eq!(projected, outcome(&whole));
+    assert_eq!(projected[0], json!([["c1", 5]]));
+    assert_eq!(projected[1], json!([[["eu", 1], 7]]));
+    assert!(projected[4].get("error").is_some(), "{}", projected[4]);
+    assert_eq!(projected[8], json!([[null, ["2-x"]]]));
+}

@@ -70,20 +70,21 @@ impl JsBuilder {
         })
     }
 
-    /// [`JsBuilder::build`] (unfrozen) of an object reduced to `members`
-    /// (those it has); other values are built whole. For functions known to
-    /// read nothing else of it (`js::reads`).
+    /// [`JsBuilder::build`] of an object reduced to `members` (those it
+    /// has); other values are built whole. For functions known to read
+    /// nothing else of it (`js::reads`).
     pub fn build_members(
         &mut self,
         value: &Value,
         members: &[String],
+        freeze: bool,
         ctx: &mut Context,
     ) -> JsResult<JsValue> {
         let Value::Object(all) = value else {
-            return self.build(value, false, ctx);
+            return self.build(value, freeze, ctx);
         };
         let kept = members.iter().filter_map(|name| all.get_key_value(name));
-        self.object(kept, false, ctx)
+        self.object(kept, freeze, ctx)
     }
 
     /// An object of `members`, built as [`JsBuilder::build`] builds one.

@@ -74,6 +74,8 @@ struct StringifyCaptures {
 struct CompiledGroup {
     maps: Vec<JsFunction>,
     require: JsValue,
+    /// What the maps read of their document, together.
+    doc_reads: ParamReads,
 }
 
 /// A design-document function compiled in this worker, with its `this`.
@@ -252,10 +254,15 @@ impl Worker {
         for doc in docs {
             self.tick()?;
             let doc_id = doc.get("_id").and_then(Value::as_str).map(str::to_owned);
-            let js_doc = self
-                .builder
-                .build(&doc, self.config.freeze_docs, &mut self.ctx)
-                .map_err(|e| self.engine_error(e))?;
+            // Only the members the maps read, where their sources tell.
+            let freeze = self.config.freeze_docs;
+            let js_doc = match &compiled.doc_reads {
+                Some(members) => self
+                    .builder
+                    .build_members(&doc, members, freeze, &mut self.ctx),
+                None => self.builder.build(&doc, freeze, &mut self.ctx),
+            }
+            .map_err(|e| self.engine_error(e))?;
             drop(doc);
             self.sink.borrow_mut().doc_id = doc_id;
             let mut per_doc = Vec::with_capacity(compiled.maps.len());
@@ -370,7 +377,7 @@ impl Worker {
             let built = match (doc, f.doc_reads.get(i)) {
                 (None, _) => Ok(JsValue::null()),
                 (Some(v), Some(Some(members))) => {
-                    self.builder.build_members(v, members, &mut self.ctx)
+                    self.builder.build_members(v, members, false, &mut self.ctx)
                 }
                 (Some(v), _) => self.builder.build(v, false, &mut self.ctx),
             };
@@ -499,11 +506,28 @@ impl Worker {
         let require = self.make_require(&root)?;
         self.set_global("require", require.clone())?;
         let mut maps = Vec::with_capacity(group.maps.len());
+        let mut doc_reads: ParamReads = Some(Vec::new());
         for source in &group.maps {
             self.tick()?;
             maps.push(self.compile(source)?);
+            let reads = parameter_reads(&script_text(source), 1).pop().flatten();
+            doc_reads = match (doc_reads, reads) {
+                (Some(mut all), Some(more)) => {
+                    for member in more {
+                        if !all.contains(&member) {
+                            all.push(member);
+                        }
+                    }
+                    Some(all)
+                }
+                _ => None,
+            };
         }
-        let compiled = Rc::new(CompiledGroup { maps, require });
+        let compiled = Rc::new(CompiledGroup {
+            maps,
+            require,
+            doc_reads,
+        });
         self.groups.insert(group.id.clone(), compiled.clone());
         Ok(compiled)
     }
