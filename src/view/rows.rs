@@ -200,6 +200,43 @@ mod tests {
         }
     }
 
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            prop::sample::select(vec!["-0", "18446744073709551616", "1e2", "0.5"])
+                .prop_map(|text| serde_json::from_str::<Value>(text).unwrap()),
+            any::<String>().prop_map(Value::String),
+            "[a-z\"\\\\/\u{0}-\u{1f}é😀]{0,6}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec(("[a-z_]{0,3}", inner), 0..4).prop_map(|members| {
+                    Value::Object(members.into_iter().collect::<serde_json::Map<_, _>>())
+                }),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever serde_json wrote, the direct reader gives back what
+        /// serde_json reads: equal values, written back to the same text
+        /// (so integers stay integers and floats floats).
+        #[test]
+        fn key_values_read_back_exactly(key in json_value(), value in json_value()) {
+            let stored = serde_json::to_vec(&(&key, &value)).unwrap();
+            let read = decode_key_value(&stored).unwrap();
+            let expected: (Value, Value) = serde_json::from_slice(&stored).unwrap();
+            proptest::prop_assert_eq!(serde_json::to_vec(&read).unwrap(), serde_json::to_vec(&expected).unwrap());
+            proptest::prop_assert_eq!(read, expected);
+        }
+    }
+
     #[test]
     fn duplicate_keys_are_numbered_by_value_order() {
         let doc = prepare_doc_rows(
