@@ -772,3 +772,29 @@ fn member_reading_vdus_decide_as_whole_document_ones() {
     assert_eq!(outcomes(reads_members), expected);
     assert_eq!(outcomes(&whole), expected);
 }
+
+/// A member a document lacks is looked up on `Object.prototype`; when an
+/// earlier function left an accessor there, the VDU sees it read the whole
+/// document, as it would without the member analysis.
+#[test]
+fn accessors_left_on_object_prototype_see_whole_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path().join("vdu")).unwrap();
+    // One worker: both functions run in one JavaScript realm.
+    let pool = settee::js::JsPool::new(settee::js::JsConfig {
+        workers: 1,
+        ..settee::js::JsConfig::default()
+    })
+    .unwrap();
+    DocValidator::install(&db, pool);
+    db.put(json!({"_id": "_design/a", "validate_doc_update":
+        "function(newDoc) { Object.defineProperty(Object.prototype, 'peek', {configurable: true, get: function() { return this.secret; }}); }"}))
+        .unwrap();
+    db.put(json!({"_id": "_design/b", "validate_doc_update":
+        "function(newDoc) { if (newDoc.peek === 'x') throw({forbidden: 'peeked'}); }"}))
+        .unwrap();
+    let err = db.put(json!({"_id": "d", "secret": "x"})).unwrap_err();
+    assert_eq!(err.reason(), "peeked");
+    db.put(json!({"_id": "e", "secret": "y"})).unwrap();
+    db.set_validator(None);
+}

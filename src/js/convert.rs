@@ -71,7 +71,8 @@ impl JsBuilder {
     }
 
     /// [`JsBuilder::build`] of an object reduced to `members` (those it
-    /// has); other values are built whole. For functions known to read
+    /// has); other values are built whole, and so is an object lacking a
+    /// member that `Object.prototype` has. For functions known to read
     /// nothing else of it (`js::reads`).
     pub fn build_members(
         &mut self,
@@ -83,6 +84,15 @@ impl JsBuilder {
         let Value::Object(all) = value else {
             return self.build(value, freeze, ctx);
         };
+        // A member the document lacks is looked up on `Object.prototype`: if
+        // something is there (an accessor could read other members through
+        // `this`), the function gets the whole document.
+        let proto = ctx.intrinsics().constructors().object().prototype();
+        for name in members {
+            if !all.contains_key(name) && proto.has_own_property(self.key(name), ctx)? {
+                return self.build(value, freeze, ctx);
+            }
+        }
         let kept = members.iter().filter_map(|name| all.get_key_value(name));
         self.object(kept, freeze, ctx)
     }

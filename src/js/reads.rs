@@ -18,6 +18,14 @@
 //! `oldDoc === x`, `oldDoc !== x`, and `oldDoc && x` (an object is truthy,
 //! so the value is `x` unless `oldDoc` is `null`). `oldDoc || x` is not: its
 //! value is `oldDoc` itself.
+//!
+//! One thing reaches past a member read: a member the document lacks is
+//! looked up on `Object.prototype`, where an accessor could read other
+//! members through `this`. So a function that could install one, or run code
+//! that could ([`UNSAFE_NAMES`], `x[expr](...)`, `import()`), gets every
+//! parameter whole, and [`super::convert::JsBuilder::build_members`] builds
+//! the whole document when a member it lacks is a property of
+//! `Object.prototype` (one left by an earlier call or a library).
 
 use std::ops::ControlFlow;
 
@@ -28,7 +36,9 @@ use boa_engine::ast::expression::access::{
 use boa_engine::ast::expression::operator::binary::{BinaryOp, LogicalOp, RelationalOp};
 use boa_engine::ast::expression::operator::unary::UnaryOp;
 use boa_engine::ast::expression::operator::{Binary, Conditional, Unary};
-use boa_engine::ast::expression::{Call, Expression, Identifier};
+use boa_engine::ast::expression::{
+    Call, Expression, Identifier, ImportCall, Optional, TaggedTemplate,
+};
 use boa_engine::ast::function::FormalParameterListFlags;
 use boa_engine::ast::scope::Scope;
 use boa_engine::ast::statement::{If, Statement, With};
@@ -37,6 +47,25 @@ use boa_engine::ast::StatementListItem;
 use boa_engine::interner::{Interner, Sym};
 use boa_engine::parser::Parser;
 use boa_engine::Source;
+
+/// Names whose use could install an accessor on `Object.prototype` (or
+/// run code that does), or reach the parameters unseen.
+const UNSAFE_NAMES: &[&str] = &[
+    "arguments",
+    "eval",
+    "Function",
+    "Reflect",
+    "require",
+    "constructor",
+    "prototype",
+    "__proto__",
+    "getPrototypeOf",
+    "setPrototypeOf",
+    "defineProperty",
+    "defineProperties",
+    "__defineGetter__",
+    "__defineSetter__",
+];
 
 /// The members a function reads of one parameter, in first-use order, or
 /// `None` when it may read anything (the parameter must be built whole).
@@ -108,6 +137,21 @@ struct Reads<'i> {
 }
 
 impl Reads<'_> {
+    /// Whether `name` is one of [`UNSAFE_NAMES`].
+    fn is_unsafe(&self, name: Sym) -> bool {
+        UNSAFE_NAMES.contains(&self.interner.resolve_expect(name).to_string().as_str())
+    }
+
+    /// The parameter `expression` reads a member of (`p.name`), if any.
+    fn member_of_parameter(&self, expression: &Expression) -> Option<usize> {
+        match expression {
+            Expression::PropertyAccess(PropertyAccess::Simple(access)) => {
+                self.parameter(access.target())
+            }
+            _ => None,
+        }
+    }
+
     /// The parameter `expression` names, if it is a bare parameter name.
     fn parameter(&self, expression: &Expression) -> Option<usize> {
         match expression {
@@ -123,12 +167,36 @@ impl<'ast> Visitor<'ast> for Reads<'_> {
 
     fn visit_call(&mut self, node: &'ast Call) -> ControlFlow<()> {
         // `doc.method()` runs with `this` bound to the whole parameter.
+        if let Some(i) = self.member_of_parameter(node.function()) {
+            self.members[i] = None;
+        }
+        // `x[name](...)` could call anything, `defineProperty` included.
         if let Expression::PropertyAccess(PropertyAccess::Simple(access)) = node.function() {
-            if let Some(i) = self.parameter(access.target()) {
-                self.members[i] = None;
+            if matches!(access.field(), PropertyAccessField::Expr(_)) {
+                return ControlFlow::Break(());
             }
         }
         node.visit_with(self)
+    }
+
+    fn visit_optional(&mut self, node: &'ast Optional) -> ControlFlow<()> {
+        // `doc.method?.()`: a call with `this` bound to the parameter.
+        if let Some(i) = self.member_of_parameter(node.target()) {
+            self.members[i] = None;
+        }
+        node.visit_with(self)
+    }
+
+    fn visit_tagged_template(&mut self, node: &'ast TaggedTemplate) -> ControlFlow<()> {
+        // ``doc.method`...` ``: the same.
+        if let Some(i) = self.member_of_parameter(node.tag()) {
+            self.members[i] = None;
+        }
+        node.visit_with(self)
+    }
+
+    fn visit_import_call(&mut self, _: &'ast ImportCall) -> ControlFlow<()> {
+        ControlFlow::Break(())
     }
 
     fn visit_simple_property_access(
@@ -138,6 +206,9 @@ impl<'ast> Visitor<'ast> for Reads<'_> {
         if let (Some(i), PropertyAccessField::Const(field)) =
             (self.parameter(node.target()), node.field())
         {
+            if self.is_unsafe(field.sym()) {
+                return ControlFlow::Break(());
+            }
             let name = self.interner.resolve_expect(field.sym()).to_string();
             if let Some(members) = &mut self.members[i] {
                 if !members.contains(&name) {
@@ -195,10 +266,9 @@ impl<'ast> Visitor<'ast> for Reads<'_> {
 
     fn visit_identifier(&mut self, node: &'ast Identifier) -> ControlFlow<()> {
         // Reached only where an identifier is not the target of a member
-        // read above: a bare use of a parameter, or a name that could
-        // reach one unseen.
-        let name = self.interner.resolve_expect(node.sym()).to_string();
-        if name == "arguments" || name == "eval" {
+        // read above: a bare use of a parameter, a member name (`x.name`,
+        // `{name: ...}`), or another name.
+        if self.is_unsafe(node.sym()) {
             return ControlFlow::Break(());
         }
         if let Some(i) = self.names.iter().position(|&n| n == node.sym()) {
@@ -258,6 +328,8 @@ mod tests {
             "function(n, o) { var d = n || {}; }",
             "function(n, o) { if (n == 'x') throw 1; }",
             "function(n, o) { return n && n; }",
+            "function(n, o) { n.hasOwnProperty?.('type'); }",
+            "function(n, o) { n.hasOwnProperty`type`; }",
         ] {
             assert_eq!(reads(source)[0], None, "{source}");
             assert!(reads(source)[1].is_some(), "{source}");
@@ -266,6 +338,14 @@ mod tests {
             "function(n, o) { arguments[0].type; }",
             "function(n, o) { eval('n'); }",
             "function(n, o) { with (n) { type; } }",
+            "function(n, o) { Object.defineProperty(Object.prototype, 'p', {get: function() { return this.s; }}); n.p; }",
+            "function(n, o) { ({}).__proto__.__defineGetter__('p', function() { return this.s; }); n.p; }",
+            "function(n, o) { var d = 'define' + 'Property'; Object[d](Object.prototype, 'p', {}); n.p; }",
+            "function(n, o) { (function(){}).constructor('return 1')(); n.p; }",
+            "function(n, o) { require('views/lib/x'); n.p; }",
+            "function(n, o) { Reflect.set({}, 'a', 1); n.p; }",
+            "function(n, o) { n.constructor; }",
+            "function(n, o) { import('x'); n.p; }",
             "function(n = 1, o) { }",
             "function(n, ...o) { }",
             "function({type}, o) { }",
