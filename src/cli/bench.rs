@@ -267,8 +267,12 @@ fn bench_view(views: &ViewEngine, ddoc: &str, docs: usize, runs: usize) -> Resul
         Ok(rows_in(&response) == 1)
     };
     let mut one_row_key = None;
-    for i in 0..ONE_ROW_KEY_TRIES {
-        let key = key_at(rows / 2 + i * (rows / 2 / ONE_ROW_KEY_TRIES))?;
+    let step = (rows / 2 / ONE_ROW_KEY_TRIES).max(1);
+    for position in (rows / 2..rows)
+        .step_by(step as usize)
+        .take(ONE_ROW_KEY_TRIES as usize)
+    {
+        let key = key_at(position)?;
         if has_one_row(&key)? {
             one_row_key = Some(key);
             break;

@@ -70,18 +70,18 @@ impl JsBuilder {
         })
     }
 
-    /// [`JsBuilder::build`] of an object reduced to `members` (those it
-    /// has); other values are built whole, and so is an object lacking a
-    /// member that `Object.prototype` has. For functions known to read
-    /// nothing else of it (`js::reads`).
-    pub fn build_members(
+    /// [`JsBuilder::build`] for a function that reads only `reads` of the
+    /// value, when that is known (`js::reads`): an object reduced to those
+    /// members (the ones it has). Other values are built whole, and so is an
+    /// object lacking a member that `Object.prototype` has.
+    pub fn build_read(
         &mut self,
         value: &Value,
-        members: &[String],
+        reads: Option<&[String]>,
         freeze: bool,
         ctx: &mut Context,
     ) -> JsResult<JsValue> {
-        let Value::Object(all) = value else {
+        let (Value::Object(all), Some(members)) = (value, reads) else {
             return self.build(value, freeze, ctx);
         };
         // A member the document lacks is looked up on `Object.prototype`: if

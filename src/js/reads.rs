@@ -23,7 +23,7 @@
 //! looked up on `Object.prototype`, where an accessor could read other
 //! members through `this`. So a function that could install one, or run code
 //! that could ([`UNSAFE_NAMES`], `x[expr](...)`, `import()`), gets every
-//! parameter whole, and [`super::convert::JsBuilder::build_members`] builds
+//! parameter whole, and [`super::convert::JsBuilder::build_read`] builds
 //! the whole document when a member it lacks is a property of
 //! `Object.prototype` (one left by an earlier call or a library).
 
@@ -79,6 +79,17 @@ pub(crate) fn parameter_reads(script: &str, params: usize) -> Vec<ParamReads> {
     analyse(script, params).unwrap_or_else(|| vec![None; params])
 }
 
+/// What two functions given the same argument read of it, together.
+pub(crate) fn union(a: ParamReads, b: ParamReads) -> ParamReads {
+    let (mut all, more) = (a?, b?);
+    for member in more {
+        if !all.contains(&member) {
+            all.push(member);
+        }
+    }
+    Some(all)
+}
+
 fn analyse(script: &str, params: usize) -> Option<Vec<ParamReads>> {
     let mut interner = Interner::default();
     let parsed = Parser::new(Source::from_bytes(script))
@@ -87,11 +98,12 @@ fn analyse(script: &str, params: usize) -> Option<Vec<ParamReads>> {
     let [StatementListItem::Statement(statement)] = parsed.statements().statements() else {
         return None;
     };
-    let Statement::Expression(mut expression) = statement.as_ref().clone() else {
+    let Statement::Expression(expression) = statement.as_ref() else {
         return None;
     };
+    let mut expression = expression;
     while let Expression::Parenthesized(inner) = expression {
-        expression = inner.expression().clone();
+        expression = inner.expression();
     }
     let Expression::FunctionExpression(function) = expression else {
         return None;
@@ -139,7 +151,9 @@ struct Reads<'i> {
 impl Reads<'_> {
     /// Whether `name` is one of [`UNSAFE_NAMES`].
     fn is_unsafe(&self, name: Sym) -> bool {
-        UNSAFE_NAMES.contains(&self.interner.resolve_expect(name).to_string().as_str())
+        // Identifiers are UTF-8 in the interner unless they hold lone surrogates.
+        let name = self.interner.resolve_expect(name).utf8();
+        name.is_some_and(|name| UNSAFE_NAMES.contains(&name))
     }
 
     /// The parameter `expression` reads a member of (`p.name`), if any.

@@ -27,7 +27,7 @@ use super::convert::{to_json, to_json_or_null, JsBuilder, OutputLimits};
 use super::limits::{check_nesting, max_nesting_for_stack};
 use super::memory;
 use super::pool::{Counters, JobState};
-use super::reads::{parameter_reads, ParamReads};
+use super::reads::{parameter_reads, union, ParamReads};
 use super::reduce::{apply_reduce_limit, ReduceCall};
 use super::thrown::Thrown;
 use super::{DocMapOutput, FunctionKind, JsConfig, MapGroup, ValidateCall};
@@ -254,15 +254,15 @@ impl Worker {
         for doc in docs {
             self.tick()?;
             let doc_id = doc.get("_id").and_then(Value::as_str).map(str::to_owned);
-            // Only the members the maps read, where their sources tell.
-            let freeze = self.config.freeze_docs;
-            let js_doc = match &compiled.doc_reads {
-                Some(members) => self
-                    .builder
-                    .build_members(&doc, members, freeze, &mut self.ctx),
-                None => self.builder.build(&doc, freeze, &mut self.ctx),
-            }
-            .map_err(|e| self.engine_error(e))?;
+            let js_doc = self
+                .builder
+                .build_read(
+                    &doc,
+                    compiled.doc_reads.as_deref(),
+                    self.config.freeze_docs,
+                    &mut self.ctx,
+                )
+                .map_err(|e| self.engine_error(e))?;
             drop(doc);
             self.sink.borrow_mut().doc_id = doc_id;
             let mut per_doc = Vec::with_capacity(compiled.maps.len());
@@ -373,15 +373,14 @@ impl Worker {
             .into_iter()
             .enumerate()
         {
-            // Only the members the function reads, where its source tells.
-            let built = match (doc, f.doc_reads.get(i)) {
-                (None, _) => Ok(JsValue::null()),
-                (Some(v), Some(Some(members))) => {
-                    self.builder.build_members(v, members, false, &mut self.ctx)
-                }
-                (Some(v), _) => self.builder.build(v, false, &mut self.ctx),
-            };
-            js_args.push(built.map_err(|e| self.engine_error(e))?);
+            let reads = f.doc_reads.get(i).and_then(Option::as_deref);
+            js_args.push(match doc {
+                Some(v) => self
+                    .builder
+                    .build_read(v, reads, false, &mut self.ctx)
+                    .map_err(|e| self.engine_error(e))?,
+                None => JsValue::null(),
+            });
         }
         let (user_ctx, sec_obj) = self.validation_context(&call.user_ctx, &call.sec_obj)?;
         js_args.push(user_ctx);
@@ -511,17 +510,7 @@ impl Worker {
             self.tick()?;
             maps.push(self.compile(source)?);
             let reads = parameter_reads(&script_text(source), 1).pop().flatten();
-            doc_reads = match (doc_reads, reads) {
-                (Some(mut all), Some(more)) => {
-                    for member in more {
-                        if !all.contains(&member) {
-                            all.push(member);
-                        }
-                    }
-                    Some(all)
-                }
-                _ => None,
-            };
+            doc_reads = union(doc_reads, reads);
         }
         let compiled = Rc::new(CompiledGroup {
             maps,
